@@ -1,0 +1,209 @@
+/*
+ * ditd.h - the public API of the ditd engine.
+ *
+ * The engine loads a class-conditional Diffusion Transformer (DiT) and the
+ * AutoencoderKL decoder from a model directory, and generates images one
+ * denoising step at a time so that a caller can batch images that are at
+ * different steps into one forward pass (continuous batching).
+ *
+ * Conventions (libuv style):
+ *  - functions that act return 0 or a negative errno-style code (DITD_E*);
+ *  - functions that can fail for reasons a user can fix also fill a caller
+ *    buffer `err` of `errlen` bytes (DITD_ERR_LEN is always enough) with a
+ *    sentence that names the problem and how to fix it;
+ *  - nothing here calls exit() or abort(), whatever the input files hold;
+ *  - a model is read-only once loaded and may be shared by any number of
+ *    threads; a worker (run state) belongs to one thread at a time.
+ */
+#ifndef DITD_H
+#define DITD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DITD_ERR_LEN 512
+
+/* Error codes: negated errno values, so strerror(-rc) is meaningful. */
+#define DITD_EINVAL  (-22) /* bad argument or bad file contents */
+#define DITD_ENOMEM  (-12) /* allocation failed */
+#define DITD_EIO     (-5)  /* read/map failure */
+#define DITD_ENOENT  (-2)  /* missing file, tensor or class name */
+#define DITD_ERANGE  (-34) /* value outside the configured limits */
+#define DITD_ECANCELED (-125)
+
+enum ditd_sampler {
+    DITD_SAMPLER_DDPM,     /* ancestral, learned-range variance (reference default) */
+    DITD_SAMPLER_DDIM,     /* deterministic for eta = 0 */
+    DITD_SAMPLER_DPMPP_2M  /* DPM-Solver++ 2M, data prediction */
+};
+
+/* Key layout of the transformer weights, detected from the tensor names. */
+enum ditd_layout {
+    DITD_LAYOUT_ORIGINAL,  /* facebookresearch/DiT: blocks.N.*, x_embedder.* */
+    DITD_LAYOUT_DIFFUSERS  /* diffusers: transformer_blocks.N.*, pos_embed.proj.* */
+};
+
+/* How the blocks are conditioned on (t, y): the four designs of the paper. */
+enum ditd_block {
+    DITD_BLOCK_ADALN_ZERO,
+    DITD_BLOCK_ADALN,
+    DITD_BLOCK_CROSS_ATTENTION,
+    DITD_BLOCK_IN_CONTEXT
+};
+
+struct ditd_model_info {
+    const char *name;          /* directory base name */
+    const char *path;          /* directory as given */
+    enum ditd_layout layout;
+    enum ditd_block block;
+    bool diffusers_numerics;   /* t-divisor 127, pre-MLP eps, 4-channel guidance */
+    int guidance_channels;     /* epsilon channels that guidance touches */
+    int image_size;            /* pixels per side */
+    int latent_size;           /* latent cells per side */
+    int latent_channels;       /* C */
+    int learn_sigma;           /* 1 when the DiT outputs 2C channels */
+    int patch;                 /* p */
+    int depth;                 /* L */
+    int hidden;                /* D */
+    int heads;
+    int num_classes;           /* the null (unconditional) class id equals this */
+    const char *const *class_names; /* num_classes entries, NULL where unnamed */
+    double vae_scaling_factor;
+    int64_t dit_params;        /* parameters of one DiT (embedders counted once) */
+    double dit_gmacs;          /* multiply-accumulates per image per forward, 1e9 */
+    int64_t vae_params;        /* decoder + post_quant_conv */
+    double vae_gmacs;          /* per image decode, 1e9 */
+    int64_t weight_bytes;      /* bytes of float32 weights in use (DiT + decoder) */
+};
+
+struct ditd_model;   /* loaded weights and configuration (opaque, read-only) */
+struct ditd_worker;  /* run state of one compute thread (opaque) */
+struct ditd_image;   /* one image being denoised (opaque) */
+
+/* Load the model directory `dir` (see docs/models.md). On success *out is a
+ * new model, freed with ditd_model_free(). */
+int ditd_model_load(struct ditd_model **out, const char *dir,
+                    char *err, size_t errlen);
+void ditd_model_free(struct ditd_model *m);
+/* Borrowed; valid while the model lives. */
+const struct ditd_model_info *ditd_model_info(const struct ditd_model *m);
+/* Class id for a name ("sneaker") or a decimal id ("7"); -1 when unknown. */
+int ditd_model_class(const struct ditd_model *m, const char *name);
+
+/* Architecture figures for a named configuration ("XL/2") without weights. */
+struct ditd_arch_info {
+    int depth, hidden, heads, patch;
+    int64_t params;
+    double gmacs;
+};
+int ditd_arch_info(const char *config, int image_size, int num_classes,
+                   struct ditd_arch_info *out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------------
+ * Generation parameters of one image.
+ */
+struct ditd_params {
+    int class_id;              /* 0 .. num_classes-1 */
+    float cfg;                 /* guidance scale; <= 1 runs conditional rows only */
+    int steps;                 /* respaced steps: 1 .. 1000 */
+    bool ddim_spacing;         /* "ddimK" spacing instead of the uniform "K" */
+    enum ditd_sampler sampler;
+    float eta;                 /* DDIM only: 0 deterministic .. 1 */
+    uint64_t seed;
+    uint32_t index;            /* image number within its request: its noise stream */
+};
+
+/* Fill defaults: cfg 4, 250 steps, ddpm, eta 0, seed 0, index 0, class 0. */
+void ditd_params_default(struct ditd_params *p);
+/* Check ranges against the model; 0 or DITD_EINVAL with a message naming
+ * the field. */
+int ditd_params_check(const struct ditd_model *m, const struct ditd_params *p,
+                      char *err, size_t errlen);
+int ditd_sampler_parse(const char *name, enum ditd_sampler *out);
+const char *ditd_sampler_name(enum ditd_sampler s);
+
+/* ---------------------------------------------------------------------------
+ * Images in flight. An image draws its starting noise from (seed, index) on
+ * creation and carries its own sampler state, so its result does not depend
+ * on what else shares its forward passes.
+ */
+int ditd_image_new(struct ditd_image **out, const struct ditd_model *m,
+                   const struct ditd_params *p, char *err, size_t errlen);
+void ditd_image_free(struct ditd_image *img);
+/* DiT rows one step of this image needs: 2 with guidance, else 1. */
+int ditd_image_rows(const struct ditd_image *img);
+int ditd_image_steps(const struct ditd_image *img);      /* total steps */
+int ditd_image_steps_done(const struct ditd_image *img); /* 0 .. steps */
+bool ditd_image_done(const struct ditd_image *img);
+/* Current latent (C, L, L); after the last step, the sample (unscaled). */
+const float *ditd_image_latent(const struct ditd_image *img);
+/* Current prediction of the clean latent x0 (C, L, L); NULL before step 1. */
+const float *ditd_image_x0(const struct ditd_image *img);
+
+/* ---------------------------------------------------------------------------
+ * Workers. A worker owns every buffer a forward pass or a decode needs,
+ * allocated once here for at most `max_rows` DiT rows; the calls below do
+ * not allocate. `threads` is the number of threads the worker computes with
+ * (its own thread included).
+ */
+int ditd_worker_new(struct ditd_worker **out, const struct ditd_model *m,
+                    int max_rows, int threads, char *err, size_t errlen);
+void ditd_worker_free(struct ditd_worker *w);
+int ditd_worker_max_rows(const struct ditd_worker *w);
+
+/* One denoising step for each of the n images (one shared DiT forward).
+ * The rows of all images together must fit max_rows. Images already done
+ * are an error (DITD_EINVAL). */
+int ditd_step(struct ditd_worker *w, struct ditd_image *const *imgs, int n);
+
+/* Decode n finished images to RGB8, HWC, image_size^2*3 bytes each,
+ * written to rgb + k*image_size^2*3. Decodes one image at a time. */
+int ditd_decode(struct ditd_worker *w, struct ditd_image *const *imgs, int n,
+                uint8_t *rgb);
+
+/* Raw DiT forward: x (n, C, L, L), t original timesteps 0..999, y class ids
+ * (num_classes = null); out (n, out_channels, L, L). n <= max_rows. */
+int ditd_forward(struct ditd_worker *w, const float *x, const int *t,
+                 const int *y, int n, float *out);
+/* Raw VAE decoder: z (n, C, L, L) latents before the 1/scaling_factor
+ * division; out (n, out_channels, 8L, 8L) float, unclamped. */
+int ditd_decode_latents(struct ditd_worker *w, const float *z, int n, float *out);
+
+/* Cheap preview of an image in flight: its x0 prediction mapped to RGB8 by
+ * a linear latent-to-RGB projection at latent resolution, HWC, L*L*3 bytes.
+ * Returns DITD_EINVAL before the first step. */
+int ditd_image_preview(const struct ditd_model *m, const struct ditd_image *img,
+                       uint8_t *rgb);
+
+/* ---------------------------------------------------------------------------
+ * PNG encoding (libpng) with tEXt chunks. *out is malloc'd; free() it.
+ */
+struct ditd_png_text {
+    const char *key;
+    const char *value;
+};
+int ditd_png_encode(const uint8_t *rgb, int width, int height, int channels,
+                    const struct ditd_png_text *text, int ntext,
+                    uint8_t **out, size_t *outlen);
+
+/* ---------------------------------------------------------------------------
+ * BLAS. OpenBLAS picks its kernel when it is loaded; on CPUs it does not know
+ * it falls back to a generic one several times slower. ditd_blas_prepare()
+ * must run first thing in main(): when the kernel in use is weaker than the
+ * CPU supports, it sets OPENBLAS_CORETYPE and re-executes the program (it
+ * returns only when no re-exec is needed or the re-exec failed).
+ * mode: "auto" (fix a weak kernel), "keep" (never touch), or a kernel name.
+ */
+int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen);
+const char *ditd_blas_core(void);   /* kernel in use, e.g. "Cooperlake" */
+void ditd_blas_threads(int n);      /* BLAS threads for this process */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DITD_H */
