@@ -3,6 +3,8 @@ tools/pyref/diffusion.py driving the PyTorch DiT with the same Philox noise.
 
 Samplers ddpm, ddim (eta 0 and 0.5) and dpm++2m; cfg 1 and 4; n = 2 so image 1 checks noise
 stream 1; original numerics (3 guidance channels) and diffusers numerics (all 4)."""
+import os
+
 import numpy as np
 
 from common import CheckFailed, Harness, compare, distinct, load_npy
@@ -15,19 +17,21 @@ SEED = 20231
 CLASS = 7
 
 
-def make_model(h, layout):
-    m = models.build_dit(21, **ARCH)
+def make_model(h, layout, tag="", learn_sigma=True, config=None):
+    m = models.build_dit(21, learn_sigma=learn_sigma, **ARCH)
     vae = models.build_vae(21)
-    d = h.path("model_" + layout, "x")[:-2]
-    export.write_model(d, m, vae, layout=layout)
+    d = h.path("model_" + layout + tag, "x")[:-2]
+    export.write_model(d, m, vae, layout=layout, config_extra=config)
     return m, d
 
 
-def run_case(h, model, layout, sampler, eta, cfg, steps, spacing=""):
+def run_case(h, model, layout, sampler, eta, cfg, steps, spacing="", gc=None):
     m, d = model
-    numerics, gc = (ORIGINAL, 3) if layout == "original" else (DIFFUSERS, 4)
+    numerics, default_gc = (ORIGINAL, 3) if layout == "original" else (DIFFUSERS, 4)
+    gc = gc or default_gc
     ref_m = models.with_numerics(m, numerics)
-    tag = "%s_%s_eta%g_cfg%g_%s%d" % (layout, sampler, eta, cfg, spacing, steps)
+    tag = "%s_%s_eta%g_cfg%g_%s%d_gc%d_%s" % (layout, sampler, eta, cfg, spacing, steps, gc,
+                                             os.path.basename(d))
     lat = h.path(tag, "z.npy")
     png = h.path(tag, "out.png")
     argv = ["generate", "--model", d, "--class", CLASS, "--cfg", cfg, "--steps", steps,
@@ -47,7 +51,7 @@ def run_case(h, model, layout, sampler, eta, cfg, steps, spacing=""):
         raise CheckFailed("reference images 0 and 1 are equal: noise stream index unused?")
     msg = compare(ours, ref, what="latents")
     if cfg > 1:
-        other = 4 if gc == 3 else 3
+        other = default_gc if gc != default_gc else (4 if gc != 4 else 3)
         alt = diffusion.sample(models.model_fn(ref_m), sched, sampler, [CLASS, CLASS], cfg, SEED,
                                shape, m.num_classes, other, eta=eta)
         msg += "; " + distinct(ref, alt, what="%d guidance channels" % other)
@@ -77,6 +81,17 @@ def main():
     if h.wanted(name):
         built.setdefault("original", make_model(h, "original"))
         h.case(name, run_case, h, built["original"], "original", "ddpm", 0.0, 4.0, 50)
+    # a model without learned sigma (ddpm uses the clipped posterior variance)
+    name = "original no learned sigma: ddpm cfg 4"
+    if h.wanted(name):
+        h.case(name, run_case, h, make_model(h, "original", "_nosigma", learn_sigma=False),
+               "original", "ddpm", 0.0, 4.0, 12)
+    # ditd_guidance_channels overrides the numerics default
+    name = "original ditd_guidance_channels 1: ddim cfg 4"
+    if h.wanted(name):
+        h.case(name, run_case, h, make_model(h, "original", "_gc1",
+                                             config={"ditd_guidance_channels": 1}),
+               "original", "ddim", 0.0, 4.0, 12, gc=1)
     h.finish()
 
 
