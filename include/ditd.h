@@ -64,6 +64,7 @@ struct ditd_model_info {
     bool diffusers_numerics;   /* t-divisor 127, pre-MLP eps, 4-channel guidance */
     int guidance_channels;     /* epsilon channels that guidance touches */
     int image_size;            /* pixels per side */
+    int image_channels;        /* decoder output channels: 3 RGB, 1 grey */
     int latent_size;           /* latent cells per side */
     int latent_channels;       /* C */
     int learn_sigma;           /* 1 when the DiT outputs 2C channels */
@@ -92,6 +93,11 @@ int ditd_model_load(struct ditd_model **out, const char *dir,
 void ditd_model_free(struct ditd_model *m);
 /* Borrowed; valid while the model lives. */
 const struct ditd_model_info *ditd_model_info(const struct ditd_model *m);
+/* The default model directory: $DITD_MODEL, else the bundled model of the
+ * source tree this was built from, else the installed copy. Writes it to
+ * out and returns 0, or DITD_ENOENT when none of them exists. */
+int ditd_model_default_path(char *out, size_t len);
+
 /* Class id for a name ("sneaker") or a decimal id ("7"); -1 when unknown. */
 int ditd_model_class(const struct ditd_model *m, const char *name);
 
@@ -103,6 +109,18 @@ struct ditd_arch_info {
 };
 int ditd_arch_info(const char *config, int image_size, int num_classes,
                    struct ditd_arch_info *out, char *err, size_t errlen);
+
+/* Speed of DiT forwards of a named configuration with random weights (no
+ * files), and of OpenBLAS sgemm alone on the same matrix shapes, measured
+ * in the same run with the same threads. batch counts images (rows). */
+struct ditd_bench_result {
+    double ms_per_forward;    /* median over the timed iterations */
+    double gflops;            /* 2 * MACs / time */
+    double sgemm_gflops;      /* sgemm on the forward's GEMM shapes */
+    double gemm_fraction;     /* share of the MACs that are those GEMMs */
+};
+int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
+                       int iterations, struct ditd_bench_result *out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * Generation parameters of one image.

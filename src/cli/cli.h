@@ -1,0 +1,36 @@
+/*
+ * cli.h - what the subcommands of the dit tool share.
+ */
+#ifndef DITD_CLI_H
+#define DITD_CLI_H
+
+#include <stdint.h>
+
+#include "ditd.h"
+
+/* Each subcommand: argc/argv start at the subcommand's name; returns the
+ * process exit status. */
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+
+/* Print "dit: <message>" to stderr; returns 1 (the failure status). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a whole decimal integer in [lo, hi]; 0 or -1 after printing why. */
+int cli_int(const char *text, long long lo, long long hi, const char *what, long long *out);
+int cli_float(const char *text, double lo, double hi, const char *what, double *out);
+/* A comma-separated list of integers in [lo, hi]; *out is malloc'd. */
+int cli_int_list(const char *text, long long lo, long long hi, const char *what,
+                 int **out, int *count);
+
+/* Load dir, or the default model when dir is NULL; prints errors. */
+struct ditd_model *cli_model(const char *dir);
+
+/* Threads to compute with by default: the online cores. */
+int cli_default_threads(void);
+
+#endif /* DITD_CLI_H */

@@ -1,0 +1,176 @@
+/*
+ * cmd_info.c - `dit info` (what a model or a paper configuration is and
+ * costs) and `dit bench` (how fast a forward pass runs here, next to what
+ * OpenBLAS alone reaches on the same matrices).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char info_help[] =
+    "usage: dit info --model DIR [--json]\n"
+    "       dit info --config XL/2 [--image-size 256] [--json]\n"
+    "\n"
+    "Parameter count and multiply-accumulates (GMAC) per forward pass per image.\n"
+    "--config takes a paper configuration (S, B, L, XL with patch 2, 4 or 8) and\n"
+    "needs no weights; --model describes a model directory, its classes included.\n";
+
+static const char *const block_names[] = { "adaln_zero", "adaln", "cross_attention", "in_context" };
+
+static void print_model(const struct ditd_model_info *i, int json)
+{
+    if (json) {
+        printf("{\"name\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
+               "\"image_size\": %d, \"latent_size\": %d, \"latent_channels\": %d, \"patch\": %d, "
+               "\"depth\": %d, \"hidden\": %d, \"heads\": %d, \"num_classes\": %d, "
+               "\"learn_sigma\": %s, \"guidance_channels\": %d, \"params\": %lld, "
+               "\"gmacs\": %.4f, \"vae_params\": %lld, \"vae_gmacs\": %.4f, \"classes\": [",
+               i->name, i->layout == DITD_LAYOUT_ORIGINAL ? "original" : "diffusers",
+               block_names[i->block], i->diffusers_numerics ? "diffusers" : "original",
+               i->image_size, i->latent_size, i->latent_channels, i->patch, i->depth, i->hidden,
+               i->heads, i->num_classes, i->learn_sigma ? "true" : "false", i->guidance_channels,
+               (long long)i->dit_params, i->dit_gmacs, (long long)i->vae_params, i->vae_gmacs);
+        for (int c = 0; c < i->num_classes; c++) {
+            const char *n = i->class_names[c];
+            if (n)
+                printf("%s\"%s\"", c ? ", " : "", n);
+            else
+                printf("%snull", c ? ", " : "");
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("model       %s (%s)\n", i->name, i->path);
+    printf("layout      %s keys, %s numerics, %s blocks\n",
+           i->layout == DITD_LAYOUT_ORIGINAL ? "original" : "diffusers",
+           i->diffusers_numerics ? "diffusers" : "original", block_names[i->block]);
+    printf("images      %d px, latent %d x %d x %d, patch %d\n", i->image_size,
+           i->latent_channels, i->latent_size, i->latent_size, i->patch);
+    printf("transformer depth %d, hidden %d, %d heads, %s sigma, guidance on %d channel(s)\n",
+           i->depth, i->hidden, i->heads, i->learn_sigma ? "learned" : "fixed",
+           i->guidance_channels);
+    printf("DiT         %lld parameters, %.2f GMAC per forward per image\n",
+           (long long)i->dit_params, i->dit_gmacs);
+    printf("VAE decoder %lld parameters, %.2f GMAC per image\n", (long long)i->vae_params,
+           i->vae_gmacs);
+    printf("classes     %d:", i->num_classes);
+    for (int c = 0; c < i->num_classes && c < 20; c++)
+        printf(" %d=%s", c, i->class_names[c] ? i->class_names[c] : "?");
+    printf(i->num_classes > 20 ? " ...\n" : "\n");
+}
+
+int cmd_info(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "model", required_argument, 0, 'm' }, { "config", required_argument, 0, 'c' },
+        { "image-size", required_argument, 0, 'i' }, { "json", no_argument, 0, 'j' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    const char *model = NULL, *config = NULL;
+    int json = 0, ch;
+    long long size = 256;
+
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'c': config = optarg; break;
+        case 'j': json = 1; break;
+        case 'i':
+            if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2;
+            break;
+        case 'h': fputs(info_help, stdout); return 0;
+        default: fputs(info_help, stderr); return 2;
+        }
+    }
+    if (config) {
+        struct ditd_arch_info a;
+        char err[DITD_ERR_LEN];
+        if (ditd_arch_info(config, (int)size, 1000, &a, err, sizeof(err)) != 0)
+            return cli_fail("%s", err);
+        if (json)
+            printf("{\"config\": \"%s\", \"image_size\": %lld, \"depth\": %d, \"hidden\": %d, "
+                   "\"heads\": %d, \"patch\": %d, \"params\": %lld, \"gmacs\": %.4f}\n",
+                   config, size, a.depth, a.hidden, a.heads, a.patch, (long long)a.params, a.gmacs);
+        else
+            printf("DiT-%s at %lld px: depth %d, hidden %d, %d heads, patch %d\n"
+                   "%lld parameters, %.2f GMAC per forward per image\n",
+                   config, size, a.depth, a.hidden, a.heads, a.patch, (long long)a.params, a.gmacs);
+        return 0;
+    }
+    struct ditd_model *m = cli_model(model);
+    if (!m)
+        return 1;
+    print_model(ditd_model_info(m), json);
+    ditd_model_free(m);
+    return 0;
+}
+
+static const char bench_help[] =
+    "usage: dit bench --config XL/2 [--image-size 256] [--batch 1,4,8] [--threads T]\n"
+    "                 [--iterations N] [--json]\n"
+    "\n"
+    "Times DiT forward passes with random weights (no files needed) and OpenBLAS sgemm\n"
+    "alone on the same matrix shapes in the same run. Reports ms per forward, achieved\n"
+    "GFLOP/s (2 x MACs / time) and the sgemm GFLOP/s; their ratio is the efficiency.\n";
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, 0, 'c' }, { "image-size", required_argument, 0, 'i' },
+        { "batch", required_argument, 0, 'b' }, { "threads", required_argument, 0, 't' },
+        { "iterations", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    const char *config = "XL/2", *batches = "1";
+    long long size = 256, threads = cli_default_threads(), iters = 5;
+    int json = 0, ch, *batch = NULL, nbatch = 0;
+
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'b': batches = optarg; break;
+        case 'j': json = 1; break;
+        case 'i': if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2; break;
+        case 't': if (cli_int(optarg, 1, 256, "--threads", &threads)) return 2; break;
+        case 'n': if (cli_int(optarg, 1, 1000, "--iterations", &iters)) return 2; break;
+        case 'h': fputs(bench_help, stdout); return 0;
+        default: fputs(bench_help, stderr); return 2;
+        }
+    }
+    if (cli_int_list(batches, 1, 256, "--batch", &batch, &nbatch) != 0)
+        return 2;
+    if (json)
+        printf("{\"config\": \"%s\", \"image_size\": %lld, \"threads\": %lld, \"blas_core\": \"%s\", "
+               "\"results\": [", config, size, threads, ditd_blas_core());
+    else
+        printf("DiT-%s at %lld px, %lld threads, OpenBLAS kernel %s\n"
+               "batch  ms/forward  ms/image   GFLOP/s  sgemm GFLOP/s  efficiency\n",
+               config, size, threads, ditd_blas_core());
+    for (int i = 0; i < nbatch; i++) {
+        struct ditd_bench_result r;
+        char err[DITD_ERR_LEN];
+        if (ditd_bench_forward(config, (int)size, batch[i], (int)threads, (int)iters, &r,
+                               err, sizeof(err)) != 0) {
+            free(batch);
+            return cli_fail("%s", err);
+        }
+        if (json)
+            printf("%s{\"batch\": %d, \"ms_per_forward\": %.2f, \"ms_per_image\": %.2f, "
+                   "\"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"efficiency\": %.3f, "
+                   "\"gemm_fraction\": %.3f}", i ? ", " : "", batch[i], r.ms_per_forward,
+                   r.ms_per_forward / batch[i], r.gflops, r.sgemm_gflops,
+                   r.gflops / r.sgemm_gflops, r.gemm_fraction);
+        else
+            printf("%5d  %10.1f  %8.1f  %8.1f  %13.1f  %9.1f%%\n", batch[i], r.ms_per_forward,
+                   r.ms_per_forward / batch[i], r.gflops, r.sgemm_gflops,
+                   100.0 * r.gflops / r.sgemm_gflops);
+        fflush(stdout);
+    }
+    if (json)
+        printf("]}\n");
+    free(batch);
+    return 0;
+}

@@ -1,0 +1,164 @@
+/*
+ * main.c - the dit command-line tool: dispatch to a subcommand, after making
+ * sure OpenBLAS runs its best kernel for this CPU.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ditd-build.h"
+
+static const char usage[] =
+    "usage: dit <command> [options]\n"
+    "\n"
+    "Class-conditional image generation with Diffusion Transformers (DiT).\n"
+    "\n"
+    "commands:\n"
+    "  generate   sample images:      dit generate --class 7 --cfg 4 -o x.png\n"
+    "  info       model figures:      dit info --model DIR | --config XL/2 [--image-size 512] [--json]\n"
+    "  bench      forward speed:      dit bench --config XL/2 [--image-size 256] --batch 1,4,8 [--json]\n"
+    "  forward    raw DiT output:     dit forward --model DIR --x in.npy --t 999,17 --y 3,1000 -o out.npy\n"
+    "  decode     raw VAE decoder:    dit decode --model DIR --latent z.npy -o out.npy|out.png\n"
+    "  schedule   diffusion tables:   dit schedule --steps 250 [--spacing ddim] -o s.npy\n"
+    "\n"
+    "Run 'dit <command> --help' for the options of a command. Without --model the\n"
+    "bundled model is used ($DITD_MODEL overrides it).\n"
+    "\n"
+    "environment:\n"
+    "  DITD_MODEL   default model directory\n"
+    "  DITD_BLAS    OpenBLAS kernel policy: auto (default: switch to the best kernel\n"
+    "               this CPU supports), keep, or a kernel name such as SkylakeX\n";
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("dit: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_int(const char *text, long long lo, long long hi, const char *what, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        cli_fail("%s must be an integer between %lld and %lld, got \"%s\"", what, lo, hi, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *text, double lo, double hi, const char *what, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || v < lo || v > hi) {
+        cli_fail("%s must be a number between %g and %g, got \"%s\"", what, lo, hi, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_int_list(const char *text, long long lo, long long hi, const char *what,
+                 int **out, int *count)
+{
+    int n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    int *v = malloc(sizeof(int) * (size_t)n);
+    char *copy = strdup(text), *save = NULL;
+    if (!v || !copy) {
+        free(v);
+        free(copy);
+        return cli_fail("out of memory"), -1;
+    }
+    int k = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long long x;
+        if (cli_int(tok, lo, hi, what, &x) != 0) {
+            free(v);
+            free(copy);
+            return -1;
+        }
+        v[k++] = (int)x;
+    }
+    free(copy);
+    if (k != n) {
+        free(v);
+        cli_fail("%s: empty entry in \"%s\"", what, text);
+        return -1;
+    }
+    *out = v;
+    *count = k;
+    return 0;
+}
+
+struct ditd_model *cli_model(const char *dir)
+{
+    char path[4096], err[DITD_ERR_LEN];
+    struct ditd_model *m;
+
+    if (!dir) {
+        if (ditd_model_default_path(path, sizeof(path)) != 0) {
+            cli_fail("no model given and the bundled model was not found; pass --model DIR "
+                     "or set DITD_MODEL");
+            return NULL;
+        }
+        dir = path;
+    }
+    if (ditd_model_load(&m, dir, err, sizeof(err)) != 0) {
+        cli_fail("cannot load model %s: %s", dir, err);
+        return NULL;
+    }
+    return m;
+}
+
+int cli_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {
+        { "generate", cmd_generate }, { "info", cmd_info }, { "bench", cmd_bench },
+        { "forward", cmd_forward }, { "decode", cmd_decode }, { "schedule", cmd_schedule },
+    };
+    char msg[256];
+    const char *policy = getenv("DITD_BLAS");
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("dit %s\n", DITD_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        if (ditd_blas_prepare(argv, policy ? policy : "auto", msg, sizeof(msg)) != 0 ||
+            strstr(msg, "switched"))
+            fprintf(stderr, "dit: %s\n", msg);
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "dit: unknown command \"%s\"\n\n%s", argv[1], usage);
+    return 2;
+}

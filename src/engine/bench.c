@@ -1,0 +1,200 @@
+/*
+ * bench.c - `dit bench`: time DiT forwards of a paper configuration with
+ * random weights, and OpenBLAS sgemm alone on the same matrix shapes in the
+ * same process and run, so the ratio between them is meaningful on a noisy
+ * shared machine where absolute times are not.
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blas.h"
+#include "model.h"
+#include "ops.h"
+#include "team.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Small uniform values; the speed of a forward does not depend on them. */
+static void fill_random(float *p, size_t n, uint64_t *state)
+{
+    for (size_t i = 0; i < n; i++) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        p[i] = (float)((double)(*state >> 11) * (1.0 / 9007199254740992.0) - 0.5) * 0.04f;
+    }
+}
+
+static const float *take(float **p, size_t n)
+{
+    const float *r = *p;
+    *p += n;
+    return r;
+}
+
+/* Point every weight of w into one block of random floats. */
+static float *random_weights(const struct dit_config *c, struct dit_weights *w)
+{
+    const size_t D = (size_t)c->hidden, F = (size_t)c->mlp_hidden;
+    const size_t P = (size_t)c->in_channels * c->patch * c->patch;
+    const size_t Po = (size_t)c->patch * c->patch * c->out_channels;
+    const size_t per_block = 6 * D * D + 6 * D + 3 * D * D + 3 * D + D * D + D + 2 * F * D + F + D;
+    const size_t total = D * P + D + (size_t)c->tokens * D + DIT_FREQ_DIM * D + D + D * D + D +
+                         (size_t)(c->num_classes + 1) * D + c->depth * per_block +
+                         2 * D * D + 2 * D + Po * D + Po;
+    float *mem = malloc(sizeof(float) * total), *p = mem;
+    uint64_t state = 0x9e3779b97f4a7c15ULL;
+
+    w->blocks = calloc((size_t)c->depth, sizeof(*w->blocks));
+    if (!mem || !w->blocks) {
+        free(mem);
+        free(w->blocks);
+        return NULL;
+    }
+    fill_random(mem, total, &state);
+    w->patch_w = take(&p, D * P);
+    w->patch_b = take(&p, D);
+    w->pos_embed = take(&p, (size_t)c->tokens * D);
+    w->t1_w = take(&p, DIT_FREQ_DIM * D);
+    w->t1_b = take(&p, D);
+    w->t2_w = take(&p, D * D);
+    w->t2_b = take(&p, D);
+    w->y_table = take(&p, (size_t)(c->num_classes + 1) * D);
+    for (int l = 0; l < c->depth; l++) {
+        struct dit_block_weights *b = &w->blocks[l];
+        b->ada_w = take(&p, 6 * D * D);
+        b->ada_b = take(&p, 6 * D);
+        b->q_w = take(&p, 3 * D * D); /* fused q|k|v, as in the original layout */
+        b->k_w = b->q_w + D * D;
+        b->v_w = b->q_w + 2 * D * D;
+        b->q_b = take(&p, 3 * D);
+        b->k_b = b->q_b + D;
+        b->v_b = b->q_b + 2 * D;
+        b->proj_w = take(&p, D * D);
+        b->proj_b = take(&p, D);
+        b->fc1_w = take(&p, F * D);
+        b->fc1_b = take(&p, F);
+        b->fc2_w = take(&p, F * D);
+        b->fc2_b = take(&p, D);
+    }
+    w->final_ada_w = take(&p, 2 * D * D);
+    w->final_ada_b = take(&p, 2 * D);
+    w->final_w = take(&p, Po * D);
+    w->final_b = take(&p, Po);
+    return mem;
+}
+
+/* Milliseconds of the block GEMMs of one forward (depth x qkv, proj, fc1, fc2). */
+static double time_gemms(const struct dit_config *c, int rows, float *a, float *b, float *out)
+{
+    const int M = rows * c->seq, D = c->hidden, F = c->mlp_hidden;
+    const int shapes[4][2] = { { 3 * D, D }, { D, D }, { F, D }, { D, F } }; /* N, K */
+    double t0 = now_ms();
+    for (int l = 0; l < c->depth; l++)
+        for (int s = 0; s < 4; s++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, shapes[s][0], shapes[s][1],
+                        1.0f, a, shapes[s][1], b, shapes[s][1], 0.0f, out, shapes[s][0]);
+    return now_ms() - t0;
+}
+
+int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
+                       int iterations, struct ditd_bench_result *out, char *err, size_t errlen)
+{
+    struct dit_config c;
+    struct dit_weights w = { 0 };
+    struct dit_state s = { 0 };
+    struct team *team = NULL;
+    float *weights = NULL, *x = NULL, *y_out = NULL, *ga = NULL, *gb = NULL, *gc = NULL;
+    int *t = NULL, *y = NULL, rc;
+    double *fwd_ms = NULL, *gemm_ms = NULL;
+
+    if ((rc = model_arch_config(config, image_size, 1000, &c, err, errlen)))
+        return rc;
+    if (batch < 1 || batch > 256 || threads < 1 || iterations < 1) {
+        snprintf(err, errlen, "batch must be 1..256, threads and iterations positive");
+        return DITD_EINVAL;
+    }
+    rc = DITD_ENOMEM;
+    const size_t lat = (size_t)c.in_channels * c.input_size * c.input_size;
+    const size_t M = (size_t)batch * c.seq, D = (size_t)c.hidden, F = (size_t)c.mlp_hidden;
+    weights = random_weights(&c, &w);
+    x = malloc(sizeof(float) * lat * batch);
+    y_out = malloc(sizeof(float) * lat * 2 * batch);
+    t = malloc(sizeof(int) * batch);
+    y = malloc(sizeof(int) * batch);
+    ga = malloc(sizeof(float) * M * F);
+    gb = malloc(sizeof(float) * F * D);
+    gc = malloc(sizeof(float) * M * F);
+    fwd_ms = malloc(sizeof(double) * iterations);
+    gemm_ms = malloc(sizeof(double) * iterations);
+    if (!weights || !x || !y_out || !t || !y || !ga || !gb || !gc || !fwd_ms || !gemm_ms ||
+        team_new(&team, threads) != 0 || dit_state_init(&s, &c, batch, threads) != 0) {
+        snprintf(err, errlen, "out of memory for the %s benchmark", config);
+        goto out;
+    }
+    uint64_t st = 42;
+    fill_random(x, lat * batch, &st);
+    fill_random(ga, M * F, &st);
+    fill_random(gb, F * D, &st);
+    for (int i = 0; i < batch; i++) {
+        t[i] = (i * 997 + 13) % 1000;
+        y[i] = (i * 37) % 1000;
+    }
+    blas_set_threads(threads);
+    struct ops_ctx ops = { .team = team, .blas_threads = threads };
+
+    /* One warm-up of each, then alternate so drift hits both alike. */
+    dit_forward(&c, &w, &s, &ops, x, t, y, batch, y_out);
+    time_gemms(&c, batch, ga, gb, gc);
+    for (int i = 0; i < iterations; i++) {
+        double t0 = now_ms();
+        dit_forward(&c, &w, &s, &ops, x, t, y, batch, y_out);
+        fwd_ms[i] = now_ms() - t0;
+        gemm_ms[i] = time_gemms(&c, batch, ga, gb, gc);
+    }
+    int64_t params;
+    double macs;
+    dit_count(&c, &params, &macs);
+    const double gemm_macs = (double)c.depth * (double)M * (4.0 * D * D + 2.0 * F * D);
+    out->ms_per_forward = median(fwd_ms, iterations);
+    out->gflops = 2.0 * macs * batch / (out->ms_per_forward * 1e6);
+    out->sgemm_gflops = 2.0 * gemm_macs / (median(gemm_ms, iterations) * 1e6);
+    out->gemm_fraction = gemm_macs / (macs * batch);
+    rc = 0;
+
+out:
+    dit_state_free(&s);
+    team_free(team);
+    free(weights);
+    free(w.blocks);
+    free(x);
+    free(y_out);
+    free(t);
+    free(y);
+    free(ga);
+    free(gb);
+    free(gc);
+    free(fwd_ms);
+    free(gemm_ms);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/*
+ * dit.h - the Diffusion Transformer (Peebles & Xie): configuration,
+ * weights, run state and the forward pass.
+ */
+#ifndef DITD_DIT_H
+#define DITD_DIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ditd.h"
+
+struct ops_ctx;
+
+#define DIT_FREQ_DIM 256 /* size of the sinusoidal timestep embedding */
+
+struct dit_config {
+    int in_channels;       /* C */
+    int out_channels;      /* C, or 2C with learned sigma */
+    int input_size;        /* L, latent cells per side */
+    int patch;             /* p */
+    int grid;              /* G = L / p */
+    int tokens;            /* T = G^2 patch tokens */
+    int seq;               /* tokens the blocks see: T, or T + 2 in context */
+    int hidden;            /* D */
+    int depth;
+    int heads;
+    int head_dim;          /* D / heads */
+    int mlp_hidden;        /* 4D */
+    int num_classes;       /* the null class id equals it */
+    enum ditd_block block;
+    float t_divisor;       /* 128 original, 127 diffusers */
+    float mlp_norm_eps;    /* eps of the pre-MLP LayerNorm */
+};
+
+/* One block. Linear weights are (out, in) as PyTorch stores them. */
+struct dit_block_weights {
+    const float *ada_w, *ada_b;         /* (6D, D), (6D); adaLN: (4D, D) */
+    const float *q_w, *k_w, *v_w;       /* (D, D) each */
+    const float *q_b, *k_b, *v_b;       /* (D) each */
+    const float *proj_w, *proj_b;       /* (D, D), (D) */
+    const float *fc1_w, *fc1_b;         /* (4D, D), (4D) */
+    const float *fc2_w, *fc2_b;         /* (D, 4D), (D) */
+    const float *norm_w[3], *norm_b[3]; /* (D) affine norms: cross-attention, in-context */
+    const float *xq_w, *xq_b;           /* (D, D), (D) cross-attention query */
+    const float *xkv_w, *xkv_b;         /* (2D, D), (2D) cross-attention keys|values */
+    const float *xproj_w, *xproj_b;     /* (D, D), (D) */
+};
+
+struct dit_weights {
+    const float *patch_w, *patch_b;         /* (D, C*p*p), (D) */
+    const float *pos_embed;                 /* (T, D) */
+    const float *t1_w, *t1_b;               /* (D, 256), (D) */
+    const float *t2_w, *t2_b;               /* (D, D), (D) */
+    const float *y_table;                   /* (num_classes + 1, D) */
+    struct dit_block_weights *blocks;       /* (depth) */
+    const float *final_ada_w, *final_ada_b; /* (2D, D), (2D) */
+    const float *final_w, *final_b;         /* (p*p*out_channels, D), (p*p*out_channels) */
+};
+
+/* Activations for up to max_rows rows, carved from one allocation. */
+struct dit_state {
+    int max_rows;
+    float *x;        /* (rows, seq, D) residual stream */
+    float *h;        /* (rows, seq, D) sublayer input, then sublayer output */
+    float *big;      /* (rows, seq, 4D) q|k|v, the MLP hidden, or final tokens */
+    float *att;      /* (rows, seq, D) attention output */
+    float *patches;  /* (rows, T, C*p*p) */
+    float *tfreq;    /* (rows, 256) */
+    float *temb;     /* (rows, D) */
+    float *c;        /* (rows, D) conditioning t_emb + y_emb */
+    float *silu_c;   /* (rows, D) */
+    float *mod;      /* (rows, 6D) modulation vectors of the current block */
+    float *cond;     /* (rows, 2, D) condition tokens [t_emb; y_emb] */
+    float *kv;       /* (rows, 2, 2D) cross-attention keys|values */
+    float *scratch;  /* (threads, seq * seq) attention scores */
+    size_t scratch_floats;
+    float *mem;
+};
+
+/* Fill the derived fields (grid, tokens, seq, head_dim, mlp_hidden) and
+ * check the configuration; DITD_EINVAL with a message when inconsistent. */
+int dit_config_finish(struct dit_config *cfg, char *err, size_t errlen);
+
+int dit_state_init(struct dit_state *s, const struct dit_config *cfg, int max_rows, int threads);
+void dit_state_free(struct dit_state *s);
+
+/* out (n, out_channels, L, L) for x (n, C, L, L), timesteps t (n) and class
+ * ids y (n); n <= max_rows. */
+void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
+                 struct dit_state *s, const struct ops_ctx *c,
+                 const float *x, const int *t, const int *y, int n, float *out);
+
+/* Sin-cos position embedding (T, D) of the reference, computed in double. */
+void dit_pos_embed(float *out, int grid, int D);
+
+/* Parameters (embedders once, position embedding included) and
+ * multiply-accumulates per image per forward. */
+void dit_count(const struct dit_config *cfg, int64_t *params, double *macs);
+
+#endif /* DITD_DIT_H */

@@ -1,0 +1,463 @@
+/*
+ * ops.c - fast layer operations. Dense products go to OpenBLAS; what is
+ * left (norms, activations, softmax) is written as plain loops the compiler
+ * vectorises, cloned per instruction set so one binary runs everywhere and
+ * uses AVX-512 where the CPU has it. Loops over rows are spread over the
+ * worker's thread team.
+ */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "blas.h"
+#include "team.h"
+
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+/* exp(x) to about one ulp, written so a loop of it vectorises: range
+ * reduction by round(x/ln2) with the 1.5*2^23 trick, a degree-6 Taylor
+ * polynomial on |r| <= ln2/2, and the power of two built from its bits.
+ * Inputs are clamped to [-87, 88], so very negative x gives ~1e-38, not 0. */
+static inline float exp_approx(float x)
+{
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float k = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
+    float r = x - k * 0.693145751953125f - k * 1.42860682030941723212e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
+              r * (0.0083333333f + r * 0.0013888889f)))));
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+/* ---------------------------------------------------------------------------
+ * Splitting a row loop over the team.
+ */
+struct rows_job {
+    void (*fn)(struct rows_job *job, long begin, long end);
+    long n;            /* rows (or elements) in the loop */
+    int ntasks;
+    float *out;
+    const float *in;
+    const float *a, *b;
+    int stride, tokens, D;
+    float eps;
+};
+
+static void rows_task(void *arg, int task, int thread)
+{
+    struct rows_job *job = arg;
+    long begin, end;
+    (void)thread;
+    team_chunk(job->n, job->ntasks, task, &begin, &end);
+    if (begin < end)
+        job->fn(job, begin, end);
+}
+
+/* work = elements touched, to keep small loops on the calling thread. */
+static void rows_run(const struct ops_ctx *c, struct rows_job *job, long work)
+{
+    const int threads = team_size(c->team);
+    if (threads == 1 || work < 32768) {
+        job->fn(job, 0, job->n);
+        return;
+    }
+    /* A few tasks per thread so an unlucky thread does not hold up the rest. */
+    job->ntasks = 4 * threads;
+    team_run(c->team, rows_task, job, job->ntasks);
+}
+
+/* ---------------------------------------------------------------------------
+ * Linear layers.
+ */
+void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                const float *w, const float *b, int M, int K, int N)
+{
+    (void)c;
+    if (b) {
+        for (int i = 0; i < M; i++)
+            memcpy(out + (size_t)i * ldo, b, sizeof(float) * (size_t)N);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f,
+                in, ldi, w, K, b ? 1.0f : 0.0f, out, ldo);
+}
+
+/* ---------------------------------------------------------------------------
+ * Activations.
+ */
+VECTOR_CLONES
+static void silu_rows(struct rows_job *job, long begin, long end)
+{
+    float *out = job->out;
+    const float *in = job->in;
+    for (long i = begin; i < end; i++) {
+        float u = in[i];
+        out[i] = u / (1.0f + exp_approx(-u));
+    }
+}
+
+void ops_silu(const struct ops_ctx *c, float *out, const float *in, long n)
+{
+    struct rows_job job = { .fn = silu_rows, .n = n, .out = out, .in = in };
+    rows_run(c, &job, n);
+}
+
+/* GELU with the tanh approximation, using 0.5(1 + tanh(y)) = 1/(1 + e^-2y). */
+VECTOR_CLONES
+static void gelu_rows(struct rows_job *job, long begin, long end)
+{
+    float *x = job->out;
+    for (long i = begin; i < end; i++) {
+        float u = x[i];
+        float y = 0.7978845608028654f * (u + 0.044715f * u * u * u);
+        x[i] = u / (1.0f + exp_approx(-2.0f * y));
+    }
+}
+
+void ops_gelu_tanh(const struct ops_ctx *c, float *x, long n)
+{
+    struct rows_job job = { .fn = gelu_rows, .n = n, .out = x };
+    rows_run(c, &job, n);
+}
+
+/* ---------------------------------------------------------------------------
+ * Norms.
+ */
+
+/* Mean and 1/sqrt(var + eps) of one row; 16 partial sums vectorise. */
+VECTOR_CLONES
+static void row_stats(const float *x, int D, float eps, float *mean_out, float *rstd_out)
+{
+    float acc[16] = { 0 };
+    int i = 0;
+    for (; i + 16 <= D; i += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += x[i + l];
+    float sum = 0.0f;
+    for (int l = 0; l < 16; l++)
+        sum += acc[l];
+    for (; i < D; i++)
+        sum += x[i];
+    const float mean = sum / (float)D;
+
+    float var_acc[16] = { 0 };
+    i = 0;
+    for (; i + 16 <= D; i += 16)
+        for (int l = 0; l < 16; l++) {
+            float d = x[i + l] - mean;
+            var_acc[l] += d * d;
+        }
+    float var = 0.0f;
+    for (int l = 0; l < 16; l++)
+        var += var_acc[l];
+    for (; i < D; i++) {
+        float d = x[i] - mean;
+        var += d * d;
+    }
+    *mean_out = mean;
+    *rstd_out = 1.0f / sqrtf(var / (float)D + eps);
+}
+
+VECTOR_CLONES
+static void layernorm_rows(struct rows_job *job, long begin, long end)
+{
+    const int D = job->D;
+    for (long r = begin; r < end; r++) {
+        const float *x = job->in + r * D;
+        float *y = job->out + r * D;
+        float mean, rstd;
+        row_stats(x, D, job->eps, &mean, &rstd);
+        if (job->a) {
+            long s = r / job->tokens;
+            const float *shift = job->a + s * job->stride;
+            const float *scale = job->b + s * job->stride;
+            for (int i = 0; i < D; i++)
+                y[i] = (x[i] - mean) * rstd * (1.0f + scale[i]) + shift[i];
+        } else {
+            for (int i = 0; i < D; i++)
+                y[i] = (x[i] - mean) * rstd;
+        }
+    }
+}
+
+void ops_layernorm_modulate(const struct ops_ctx *c, float *out, const float *in,
+                            const float *shift, const float *scale, int mod_stride,
+                            int samples, int tokens, int D, float eps)
+{
+    struct rows_job job = {
+        .fn = layernorm_rows, .n = (long)samples * tokens, .out = out, .in = in,
+        .a = shift, .b = scale, .stride = mod_stride, .tokens = tokens, .D = D, .eps = eps,
+    };
+    rows_run(c, &job, job.n * D);
+}
+
+VECTOR_CLONES
+static void layernorm_affine_rows(struct rows_job *job, long begin, long end)
+{
+    const int D = job->D;
+    for (long r = begin; r < end; r++) {
+        const float *x = job->in + r * D;
+        float *y = job->out + r * D;
+        float mean, rstd;
+        row_stats(x, D, job->eps, &mean, &rstd);
+        for (int i = 0; i < D; i++)
+            y[i] = (x[i] - mean) * rstd * job->a[i] + job->b[i];
+    }
+}
+
+void ops_layernorm_affine(const struct ops_ctx *c, float *out, const float *in,
+                          const float *w, const float *b, int rows, int D, float eps)
+{
+    struct rows_job job = {
+        .fn = layernorm_affine_rows, .n = rows, .out = out, .in = in,
+        .a = w, .b = b, .D = D, .eps = eps,
+    };
+    rows_run(c, &job, (long)rows * D);
+}
+
+VECTOR_CLONES
+static void gated_add_rows(struct rows_job *job, long begin, long end)
+{
+    const int D = job->D;
+    for (long r = begin; r < end; r++) {
+        float *x = job->out + r * D;
+        const float *h = job->in + r * D;
+        if (job->a) {
+            const float *g = job->a + (r / job->tokens) * job->stride;
+            for (int i = 0; i < D; i++)
+                x[i] += g[i] * h[i];
+        } else {
+            for (int i = 0; i < D; i++)
+                x[i] += h[i];
+        }
+    }
+}
+
+void ops_gated_add(const struct ops_ctx *c, float *x, const float *h,
+                   const float *gate, int gate_stride, int samples, int tokens, int D)
+{
+    struct rows_job job = {
+        .fn = gated_add_rows, .n = (long)samples * tokens, .out = x, .in = h,
+        .a = gate, .stride = gate_stride, .tokens = tokens, .D = D,
+    };
+    rows_run(c, &job, job.n * D);
+}
+
+VECTOR_CLONES
+static void add_rows(struct rows_job *job, long begin, long end)
+{
+    for (long i = begin; i < end; i++)
+        job->out[i] += job->in[i];
+}
+
+void ops_add(const struct ops_ctx *c, float *x, const float *y, long n)
+{
+    struct rows_job job = { .fn = add_rows, .n = n, .out = x, .in = y };
+    rows_run(c, &job, n);
+}
+
+/* ---------------------------------------------------------------------------
+ * Attention: one task per (sample, head); each task makes two BLAS calls on
+ * its own thread with BLAS threading off, since the products are small.
+ */
+struct attention_job {
+    float *scratch;
+    size_t per_thread;
+    float *out;
+    const float *q, *k, *v;
+    int ldo, ldq, ldk, ldv, Tq, Tk, heads, hd;
+};
+
+VECTOR_CLONES
+static void softmax_rows(float *s, int rows, int n, float scale)
+{
+    for (int r = 0; r < rows; r++) {
+        float *x = s + (size_t)r * n;
+        float mx = x[0];
+        for (int i = 1; i < n; i++)
+            mx = x[i] > mx ? x[i] : mx;
+        float sum = 0.0f;
+        for (int i = 0; i < n; i++) {
+            float e = exp_approx((x[i] - mx) * scale);
+            x[i] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < n; i++)
+            x[i] *= inv;
+    }
+}
+
+static void attention_task(void *arg, int task, int thread)
+{
+    const struct attention_job *j = arg;
+    const int s = task / j->heads, h = task % j->heads;
+    float *scores = j->scratch + (size_t)thread * j->per_thread;
+    const float *q = j->q + (size_t)s * j->Tq * j->ldq + (size_t)h * j->hd;
+    const float *k = j->k + (size_t)s * j->Tk * j->ldk + (size_t)h * j->hd;
+    const float *v = j->v + (size_t)s * j->Tk * j->ldv + (size_t)h * j->hd;
+    float *o = j->out + (size_t)s * j->Tq * j->ldo + (size_t)h * j->hd;
+
+    /* Scaling inside the softmax equals scaling q first, up to rounding. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->Tq, j->Tk, j->hd, 1.0f,
+                q, j->ldq, k, j->ldk, 0.0f, scores, j->Tk);
+    softmax_rows(scores, j->Tq, j->Tk, 1.0f / sqrtf((float)j->hd));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->Tq, j->hd, j->Tk, 1.0f,
+                scores, j->Tk, v, j->ldv, 0.0f, o, j->ldo);
+}
+
+size_t ops_attention_scratch(int Tq, int Tk)
+{
+    return (size_t)Tq * (size_t)Tk;
+}
+
+void ops_attention(const struct ops_ctx *c, float *out, int ldo,
+                   const float *q, int ldq, const float *k, int ldk,
+                   const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd,
+                   float *scratch)
+{
+    struct attention_job job = {
+        .scratch = scratch, .per_thread = ops_attention_scratch(Tq, Tk),
+        .out = out, .q = q, .k = k, .v = v,
+        .ldo = ldo, .ldq = ldq, .ldk = ldk, .ldv = ldv,
+        .Tq = Tq, .Tk = Tk, .heads = heads, .hd = hd,
+    };
+    const int tasks = samples * heads;
+
+    if (team_size(c->team) == 1 || tasks == 1) {
+        /* One task: let BLAS spread each product over its own threads. */
+        for (int i = 0; i < tasks; i++)
+            attention_task(&job, i, 0);
+        return;
+    }
+    blas_set_threads(1);
+    team_run(c->team, attention_task, &job, tasks);
+    blas_set_threads(c->blas_threads);
+}
+
+/* ---------------------------------------------------------------------------
+ * VAE ops on HWC maps.
+ */
+struct groupnorm_job {
+    float *out;
+    const float *in, *gamma, *beta;
+    long HW;
+    int C, groups, silu;
+    float eps;
+    float stats[2 * OPS_MAX_GROUPS]; /* (groups, 2) mean, rstd */
+};
+
+/* Statistics in double: a group spans up to 2^16 pixels x 16 channels and
+ * float sums of that many values lose digits the reference keeps. */
+static void groupnorm_stats_task(void *arg, int g, int thread)
+{
+    struct groupnorm_job *j = arg;
+    const int cg = j->C / j->groups;
+    double sum = 0.0, sq = 0.0;
+    (void)thread;
+    for (long p = 0; p < j->HW; p++) {
+        const float *x = j->in + p * j->C + (long)g * cg;
+        for (int i = 0; i < cg; i++)
+            sum += x[i];
+    }
+    const double n = (double)j->HW * cg;
+    const double mean = sum / n;
+    for (long p = 0; p < j->HW; p++) {
+        const float *x = j->in + p * j->C + (long)g * cg;
+        for (int i = 0; i < cg; i++) {
+            double d = x[i] - mean;
+            sq += d * d;
+        }
+    }
+    j->stats[2 * g] = (float)mean;
+    j->stats[2 * g + 1] = (float)(1.0 / sqrt(sq / n + j->eps));
+}
+
+VECTOR_CLONES
+static void groupnorm_apply_task(void *arg, int task, int thread)
+{
+    struct groupnorm_job *j = arg;
+    const int C = j->C, cg = C / j->groups;
+    long begin, end;
+    (void)thread;
+    team_chunk(j->HW, 64, task, &begin, &end);
+    for (long p = begin; p < end; p++) {
+        const float *x = j->in + p * C;
+        float *y = j->out + p * C;
+        for (int ch = 0; ch < C; ch++) {
+            const int g = ch / cg;
+            float v = (x[ch] - j->stats[2 * g]) * j->stats[2 * g + 1] * j->gamma[ch] + j->beta[ch];
+            if (j->silu)
+                v = v / (1.0f + exp_approx(-v));
+            y[ch] = v;
+        }
+    }
+}
+
+void ops_groupnorm(const struct ops_ctx *c, float *out, const float *in,
+                   const float *gamma, const float *beta, long HW, int C, int groups,
+                   float eps, int silu)
+{
+    struct groupnorm_job job = {
+        .out = out, .in = in, .gamma = gamma, .beta = beta, .HW = HW, .C = C,
+        .groups = groups, .silu = silu, .eps = eps,
+    };
+    team_run(c->team, groupnorm_stats_task, &job, groups);
+    team_run(c->team, groupnorm_apply_task, &job, 64);
+}
+
+size_t ops_conv3x3_pad_floats(int H, int W, int Cin)
+{
+    /* Two extra rows: the last taps of the last row read past the border. */
+    return ((size_t)(H + 2) * (size_t)(W + 2) + 2) * (size_t)Cin;
+}
+
+size_t ops_conv3x3_wide_floats(int H, int W, int Cout)
+{
+    return (size_t)H * (size_t)(W + 2) * (size_t)Cout;
+}
+
+/*
+ * With the input zero-padded to (H+2, W+2) and the output computed at the
+ * padded width (two junk columns per row), output pixel p reads input
+ * pixel p + ky*(W+2) + kx for tap (ky, kx): each tap is one GEMM over a
+ * contiguous block of rows, and no im2col buffer is needed.
+ */
+void ops_conv3x3(const struct ops_ctx *c, float *out, const float *in,
+                 const float *w9, const float *b, int H, int W, int Cin, int Cout,
+                 float *pad, float *wide)
+{
+    const int Wp = W + 2;
+    const size_t M = (size_t)H * Wp;
+    (void)c;
+
+    memset(pad, 0, sizeof(float) * ops_conv3x3_pad_floats(H, W, Cin));
+    for (int y = 0; y < H; y++)
+        memcpy(pad + ((size_t)(y + 1) * Wp + 1) * Cin, in + (size_t)y * W * Cin,
+               sizeof(float) * (size_t)W * Cin);
+    for (size_t p = 0; p < M; p++)
+        memcpy(wide + p * Cout, b, sizeof(float) * (size_t)Cout);
+    for (int tap = 0; tap < 9; tap++) {
+        const int ky = tap / 3, kx = tap % 3;
+        const float *a = pad + ((size_t)ky * Wp + kx) * Cin;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, Cout, Cin, 1.0f,
+                    a, Cin, w9 + (size_t)tap * Cout * Cin, Cin, 1.0f, wide, Cout);
+    }
+    for (int y = 0; y < H; y++)
+        memcpy(out + (size_t)y * W * Cout, wide + (size_t)y * Wp * Cout,
+               sizeof(float) * (size_t)W * Cout);
+}
+
+void ops_upsample2(float *out, const float *in, int H, int W, int C)
+{
+    for (int y = 0; y < 2 * H; y++) {
+        float *row = out + (size_t)y * 2 * W * C;
+        const float *src = in + (size_t)(y / 2) * W * C;
+        for (int x = 0; x < 2 * W; x++)
+            memcpy(row + (size_t)x * C, src + (size_t)(x / 2) * C, sizeof(float) * (size_t)C);
+    }
+}

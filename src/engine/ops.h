@@ -1,0 +1,97 @@
+/*
+ * ops.h - the layer operations of the DiT and the VAE decoder.
+ *
+ * Arguments go output first, then inputs, then weights, then dimensions.
+ * Activations are row-major: DiT tokens as (rows, D), VAE feature maps as
+ * (H, W, C) ("HWC"), so every linear layer and convolution is one or a few
+ * cblas_sgemm calls. ops_ref.c holds a naive version of each op for tests.
+ */
+#ifndef DITD_OPS_H
+#define DITD_OPS_H
+
+#include <stddef.h>
+
+struct team;
+
+/* Shared state of the ops of one worker: its thread team, and the BLAS
+ * thread count to restore after a region where each team thread calls BLAS
+ * on its own. */
+struct ops_ctx {
+    struct team *team;
+    int blas_threads;
+};
+
+/* out (M, N) = in (M, K) . w^T + b, with w (N, K) as PyTorch stores Linear
+ * weights; b may be NULL. ldo/ldi are row strides (>= N / >= K). */
+void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                const float *w, const float *b, int M, int K, int N);
+
+void ops_silu(const struct ops_ctx *c, float *out, const float *in, long n);
+void ops_gelu_tanh(const struct ops_ctx *c, float *x, long n);
+
+/* LayerNorm without affine parameters over D, then, when shift is not NULL,
+ * modulate: out = ln(x)*(1+scale) + shift, with one (shift, scale) pair per
+ * sample of `tokens` rows; mod_stride is the distance between samples' vectors. */
+void ops_layernorm_modulate(const struct ops_ctx *c, float *out, const float *in,
+                            const float *shift, const float *scale, int mod_stride,
+                            int samples, int tokens, int D, float eps);
+/* LayerNorm with weight and bias (D). */
+void ops_layernorm_affine(const struct ops_ctx *c, float *out, const float *in,
+                          const float *w, const float *b, int rows, int D, float eps);
+
+/* x += gate * h per sample (gate NULL: x += h); gate_stride between samples. */
+void ops_gated_add(const struct ops_ctx *c, float *x, const float *h,
+                   const float *gate, int gate_stride, int samples, int tokens, int D);
+
+/* Multi-head attention for `samples` independent sequences:
+ * out[s] (Tq, heads*hd) = softmax(q k^T / sqrt(hd)) v, per head, where
+ * head h owns columns h*hd .. (h+1)*hd-1 of q, k and v. ld* are row strides;
+ * sample s starts at row s*Tq of q/out and s*Tk of k/v. scratch holds
+ * ops_attention_scratch() floats per team thread; with a single (sample,
+ * head) pair the caller does all the work and only the first slot is used. */
+void ops_attention(const struct ops_ctx *c, float *out, int ldo,
+                   const float *q, int ldq, const float *k, int ldk,
+                   const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd,
+                   float *scratch);
+size_t ops_attention_scratch(int Tq, int Tk);
+
+#define OPS_MAX_GROUPS 256
+
+/* GroupNorm over an (HW, C) map with `groups` (<= OPS_MAX_GROUPS) groups,
+ * affine, then SiLU when silu is non-zero. */
+void ops_groupnorm(const struct ops_ctx *c, float *out, const float *in,
+                   const float *gamma, const float *beta, long HW, int C, int groups,
+                   float eps, int silu);
+
+/* 3x3 convolution, stride 1, zero padding 1, on HWC maps.
+ * w9 is (9, Cout, Cin): tap ky*3+kx holds W[:, :, ky, kx]. pad needs
+ * ops_conv3x3_pad_floats() floats, wide ops_conv3x3_wide_floats(). */
+void ops_conv3x3(const struct ops_ctx *c, float *out, const float *in,
+                 const float *w9, const float *b, int H, int W, int Cin, int Cout,
+                 float *pad, float *wide);
+size_t ops_conv3x3_pad_floats(int H, int W, int Cin);
+size_t ops_conv3x3_wide_floats(int H, int W, int Cout);
+
+/* Nearest-neighbour x2 upsampling of an HWC map. */
+void ops_upsample2(float *out, const float *in, int H, int W, int C);
+
+/* x += y over n elements. */
+void ops_add(const struct ops_ctx *c, float *x, const float *y, long n);
+
+/* Naive references (ops_ref.c), same contracts, single-threaded, for tests. */
+void ops_ref_linear(float *out, int ldo, const float *in, int ldi,
+                    const float *w, const float *b, int M, int K, int N);
+void ops_ref_silu(float *out, const float *in, long n);
+void ops_ref_gelu_tanh(float *x, long n);
+void ops_ref_layernorm_modulate(float *out, const float *in, const float *shift,
+                                const float *scale, int mod_stride, int samples,
+                                int tokens, int D, float eps);
+void ops_ref_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                       const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd);
+void ops_ref_groupnorm(float *out, const float *in, const float *gamma, const float *beta,
+                       long HW, int C, int groups, float eps, int silu);
+/* w is PyTorch's (Cout, Cin, 3, 3). */
+void ops_ref_conv3x3(float *out, const float *in, const float *w, const float *b,
+                     int H, int W, int Cin, int Cout);
+
+#endif /* DITD_OPS_H */

@@ -1,0 +1,424 @@
+/*
+ * weights.c - point the DiT and VAE weight structs at the tensors of the
+ * safetensors files, whatever the key layout, checking every shape.
+ *
+ * F32 tensors are used in place from the read-only mapping. F16/BF16
+ * tensors, F32 tensors at unaligned offsets, and 3x3 convolution weights
+ * (re-laid out for ops_conv3x3) are copied once; the mapped pages of a
+ * copied tensor are then released so resident memory stays near the size
+ * of the weights in use.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+struct binder {
+    struct ditd_model *m;
+    struct st_file *f;
+    const char *file;   /* for messages */
+    const char *prefix; /* prepended to every name */
+    char *err;
+    size_t errlen;
+    int rc;             /* first error, 0 while all is well */
+};
+
+static void binder_fail(struct binder *b, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    if (b->rc)
+        return;
+    b->rc = rc;
+    va_start(ap, fmt);
+    vsnprintf(b->err, b->errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void shape_str(char *out, size_t n, const int64_t *shape, int ndim)
+{
+    size_t used = (size_t)snprintf(out, n, "[");
+    for (int i = 0; i < ndim && used < n; i++)
+        used += (size_t)snprintf(out + used, n - used, "%s%lld", i ? ", " : "",
+                                 (long long)shape[i]);
+    if (used < n)
+        snprintf(out + used, n - used, "]");
+}
+
+static const struct st_tensor *lookup(struct binder *b, const char *name)
+{
+    char full[256];
+    snprintf(full, sizeof(full), "%s%s", b->prefix, name);
+    return st_find(b->f, full);
+}
+
+/* A tensor of the expected shape as float32, or NULL (error recorded). */
+static const float *bind(struct binder *b, const char *name, int ndim, const int64_t *shape)
+{
+    char want[96], got[96];
+    const struct st_tensor *t;
+
+    if (b->rc)
+        return NULL;
+    t = lookup(b, name);
+    shape_str(want, sizeof(want), shape, ndim);
+    if (!t) {
+        binder_fail(b, DITD_ENOENT, "%s: tensor %s%s (expected shape %s) is missing; "
+                    "is this the right model directory, and a complete file?",
+                    b->file, b->prefix, name, want);
+        return NULL;
+    }
+    shape_str(got, sizeof(got), t->shape, t->ndim);
+    bool same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
+    if (!same) {
+        binder_fail(b, DITD_EINVAL, "%s: tensor %s%s has shape %s, the config implies %s; "
+                    "check that config.json belongs to these weights",
+                    b->file, b->prefix, name, got, want);
+        return NULL;
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        binder_fail(b, DITD_EINVAL, "%s: tensor %s%s has dtype %s; ditd reads F32, F16 "
+                    "and BF16 weights", b->file, b->prefix, name, st_dtype_name(t->dtype));
+        return NULL;
+    }
+
+    const float *data;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
+        data = (const float *)(const void *)t->data;
+    } else {
+        float *copy = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+        if (!copy || model_own(b->m, copy) != 0) {
+            binder_fail(b, DITD_ENOMEM, "out of memory converting tensor %s%s", b->prefix, name);
+            return NULL;
+        }
+        st_to_f32(t, copy);
+        st_release(b->f, t);
+        data = copy;
+    }
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (!isfinite(data[i])) {
+            binder_fail(b, DITD_EINVAL, "%s: tensor %s%s holds a non-finite value at element "
+                        "%lld; the weights are damaged", b->file, b->prefix, name, (long long)i);
+            return NULL;
+        }
+    }
+    return data;
+}
+
+static const float *bind1(struct binder *b, const char *name, int64_t d0)
+{
+    const int64_t s[] = { d0 };
+    return bind(b, name, 1, s);
+}
+
+static const float *bind2(struct binder *b, const char *name, int64_t d0, int64_t d1)
+{
+    const int64_t s[] = { d0, d1 };
+    return bind(b, name, 2, s);
+}
+
+static const float *bind4(struct binder *b, const char *name, int64_t d0, int64_t d1,
+                          int64_t d2, int64_t d3)
+{
+    const int64_t s[] = { d0, d1, d2, d3 };
+    return bind(b, name, 4, s);
+}
+
+/* A 3x3 conv weight (cout, cin, 3, 3) re-laid out as (9, cout, cin). */
+static const float *bind_conv3(struct binder *b, const char *name, int cout, int cin)
+{
+    const float *w = bind4(b, name, cout, cin, 3, 3);
+    if (!w)
+        return NULL;
+    float *r = malloc(sizeof(float) * 9 * (size_t)cout * (size_t)cin);
+    if (!r || model_own(b->m, r) != 0) {
+        binder_fail(b, DITD_ENOMEM, "out of memory re-laying out %s%s", b->prefix, name);
+        return NULL;
+    }
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int tap = 0; tap < 9; tap++)
+                r[((size_t)tap * cout + o) * cin + i] = w[((size_t)o * cin + i) * 9 + tap];
+    st_release(b->f, lookup(b, name));
+    return r;
+}
+
+static const char *fmt(char *buf, size_t n, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(buf, n, f, ap);
+    va_end(ap);
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------
+ * DiT, original (facebookresearch) layout.
+ */
+static void bind_dit_original(struct binder *b, const struct dit_config *c, struct dit_weights *w)
+{
+    const int64_t D = c->hidden, F = c->mlp_hidden, p = c->patch;
+    const int64_t Po = p * p * c->out_channels;
+    char n[128];
+
+    w->patch_w = bind4(b, "x_embedder.proj.weight", D, c->in_channels, p, p);
+    w->patch_b = bind1(b, "x_embedder.proj.bias", D);
+    if (lookup(b, "pos_embed")) {
+        const int64_t s[] = { 1, c->tokens, D };
+        w->pos_embed = bind(b, "pos_embed", 3, s);
+    }
+    w->t1_w = bind2(b, "t_embedder.mlp.0.weight", D, DIT_FREQ_DIM);
+    w->t1_b = bind1(b, "t_embedder.mlp.0.bias", D);
+    w->t2_w = bind2(b, "t_embedder.mlp.2.weight", D, D);
+    w->t2_b = bind1(b, "t_embedder.mlp.2.bias", D);
+    w->y_table = bind2(b, "y_embedder.embedding_table.weight", c->num_classes + 1, D);
+
+    for (int l = 0; l < c->depth && !b->rc; l++) {
+        struct dit_block_weights *k = &w->blocks[l];
+        const float *qkv_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.attn.qkv.weight", l), 3 * D, D);
+        const float *qkv_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.attn.qkv.bias", l), 3 * D);
+        if (b->rc)
+            return;
+        k->q_w = qkv_w;
+        k->k_w = qkv_w + D * D;
+        k->v_w = qkv_w + 2 * D * D;
+        k->q_b = qkv_b;
+        k->k_b = qkv_b + D;
+        k->v_b = qkv_b + 2 * D;
+        k->proj_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.attn.proj.weight", l), D, D);
+        k->proj_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.attn.proj.bias", l), D);
+        k->fc1_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc1.weight", l), F, D);
+        k->fc1_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc1.bias", l), F);
+        k->fc2_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc2.weight", l), D, F);
+        k->fc2_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc2.bias", l), D);
+        if (c->block == DITD_BLOCK_ADALN_ZERO || c->block == DITD_BLOCK_ADALN) {
+            const int64_t chunks = c->block == DITD_BLOCK_ADALN_ZERO ? 6 : 4;
+            k->ada_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.adaLN_modulation.1.weight", l),
+                             chunks * D, D);
+            k->ada_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.adaLN_modulation.1.bias", l),
+                             chunks * D);
+            continue;
+        }
+        const int norms = c->block == DITD_BLOCK_CROSS_ATTENTION ? 3 : 2;
+        for (int i = 0; i < norms; i++) {
+            k->norm_w[i] = bind1(b, fmt(n, sizeof(n), "blocks.%d.norm%d.weight", l, i + 1), D);
+            k->norm_b[i] = bind1(b, fmt(n, sizeof(n), "blocks.%d.norm%d.bias", l, i + 1), D);
+        }
+        if (c->block == DITD_BLOCK_CROSS_ATTENTION) {
+            k->xq_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.q.weight", l), D, D);
+            k->xq_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.q.bias", l), D);
+            k->xkv_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.kv.weight", l), 2 * D, D);
+            k->xkv_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.kv.bias", l), 2 * D);
+            k->xproj_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.proj.weight", l), D, D);
+            k->xproj_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.proj.bias", l), D);
+        }
+    }
+    w->final_ada_w = bind2(b, "final_layer.adaLN_modulation.1.weight", 2 * D, D);
+    w->final_ada_b = bind1(b, "final_layer.adaLN_modulation.1.bias", 2 * D);
+    w->final_w = bind2(b, "final_layer.linear.weight", Po, D);
+    w->final_b = bind1(b, "final_layer.linear.bias", Po);
+}
+
+/* ---------------------------------------------------------------------------
+ * DiT, diffusers layout: the embedders are read from block 0 only.
+ */
+static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, struct dit_weights *w)
+{
+    const int64_t D = c->hidden, F = c->mlp_hidden, p = c->patch;
+    const int64_t Po = p * p * c->out_channels;
+    const char *emb = "transformer_blocks.0.norm1.emb.";
+    char n[160];
+
+    w->patch_w = bind4(b, "pos_embed.proj.weight", D, c->in_channels, p, p);
+    w->patch_b = bind1(b, "pos_embed.proj.bias", D);
+    w->t1_w = bind2(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_1.weight", emb), D, DIT_FREQ_DIM);
+    w->t1_b = bind1(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_1.bias", emb), D);
+    w->t2_w = bind2(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_2.weight", emb), D, D);
+    w->t2_b = bind1(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_2.bias", emb), D);
+    w->y_table = bind2(b, fmt(n, sizeof(n), "%sclass_embedder.embedding_table.weight", emb),
+                       c->num_classes + 1, D);
+
+    for (int l = 0; l < c->depth && !b->rc; l++) {
+        struct dit_block_weights *k = &w->blocks[l];
+        const char *qkv[3] = { "to_q", "to_k", "to_v" };
+        const float **ws[3] = { &k->q_w, &k->k_w, &k->v_w };
+        const float **bs[3] = { &k->q_b, &k->k_b, &k->v_b };
+        for (int i = 0; i < 3; i++) {
+            *ws[i] = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.%s.weight", l, qkv[i]), D, D);
+            *bs[i] = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.%s.bias", l, qkv[i]), D);
+        }
+        k->proj_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.to_out.0.weight", l), D, D);
+        k->proj_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.to_out.0.bias", l), D);
+        k->fc1_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.0.proj.weight", l), F, D);
+        k->fc1_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.0.proj.bias", l), F);
+        k->fc2_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.2.weight", l), D, F);
+        k->fc2_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.2.bias", l), D);
+        k->ada_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.norm1.linear.weight", l), 6 * D, D);
+        k->ada_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.norm1.linear.bias", l), 6 * D);
+    }
+    w->final_ada_w = bind2(b, "proj_out_1.weight", 2 * D, D);
+    w->final_ada_b = bind1(b, "proj_out_1.bias", 2 * D);
+    w->final_w = bind2(b, "proj_out_2.weight", Po, D);
+    w->final_b = bind1(b, "proj_out_2.bias", Po);
+}
+
+int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t errlen)
+{
+    struct binder b = {
+        .m = m, .f = f, .file = "transformer/diffusion_pytorch_model.safetensors",
+        .prefix = "", .err = err, .errlen = errlen,
+    };
+    const struct dit_config *c = &m->dit;
+
+    m->dw.blocks = calloc((size_t)c->depth, sizeof(*m->dw.blocks));
+    if (!m->dw.blocks || model_own(m, m->dw.blocks) != 0) {
+        snprintf(err, errlen, "out of memory for %d transformer blocks", c->depth);
+        return DITD_ENOMEM;
+    }
+    if (m->info.layout == DITD_LAYOUT_ORIGINAL)
+        bind_dit_original(&b, c, &m->dw);
+    else
+        bind_dit_diffusers(&b, c, &m->dw);
+    if (b.rc)
+        return b.rc;
+
+    if (!m->dw.pos_embed) {
+        float *pe = malloc(sizeof(float) * (size_t)c->tokens * (size_t)c->hidden);
+        if (!pe || model_own(m, pe) != 0) {
+            snprintf(err, errlen, "out of memory for the position embedding");
+            return DITD_ENOMEM;
+        }
+        dit_pos_embed(pe, c->grid, c->hidden);
+        m->dw.pos_embed = pe;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * VAE decoder: diffusers names (new or legacy attention names) or
+ * CompVis/ldm names, optionally under "first_stage_model.".
+ */
+enum vae_naming { VAE_DIFFUSERS, VAE_DIFFUSERS_LEGACY, VAE_LDM };
+
+struct vae_names {
+    enum vae_naming kind;
+    int blocks;
+};
+
+/* Prefix of ResNet j of decoder up block i (i = -1: mid block). */
+static const char *resnet_prefix(char *out, size_t n, const struct vae_names *v, int i, int j)
+{
+    if (v->kind == VAE_LDM)
+        return i < 0 ? fmt(out, n, "decoder.mid.block_%d.", j + 1)
+                     : fmt(out, n, "decoder.up.%d.block.%d.", v->blocks - 1 - i, j);
+    return i < 0 ? fmt(out, n, "decoder.mid_block.resnets.%d.", j)
+                 : fmt(out, n, "decoder.up_blocks.%d.resnets.%d.", i, j);
+}
+
+static void bind_resnet(struct binder *b, const struct vae_names *v, int i, int j,
+                        int cin, int cout, struct vae_resnet *r)
+{
+    char pre[96], n[160];
+    resnet_prefix(pre, sizeof(pre), v, i, j);
+    r->cin = cin;
+    r->cout = cout;
+    r->norm1_w = bind1(b, fmt(n, sizeof(n), "%snorm1.weight", pre), cin);
+    r->norm1_b = bind1(b, fmt(n, sizeof(n), "%snorm1.bias", pre), cin);
+    r->conv1_w = bind_conv3(b, fmt(n, sizeof(n), "%sconv1.weight", pre), cout, cin);
+    r->conv1_b = bind1(b, fmt(n, sizeof(n), "%sconv1.bias", pre), cout);
+    r->norm2_w = bind1(b, fmt(n, sizeof(n), "%snorm2.weight", pre), cout);
+    r->norm2_b = bind1(b, fmt(n, sizeof(n), "%snorm2.bias", pre), cout);
+    r->conv2_w = bind_conv3(b, fmt(n, sizeof(n), "%sconv2.weight", pre), cout, cout);
+    r->conv2_b = bind1(b, fmt(n, sizeof(n), "%sconv2.bias", pre), cout);
+    if (cin != cout) {
+        const char *sc = v->kind == VAE_LDM ? "nin_shortcut" : "conv_shortcut";
+        r->short_w = bind4(b, fmt(n, sizeof(n), "%s%s.weight", pre, sc), cout, cin, 1, 1);
+        r->short_b = bind1(b, fmt(n, sizeof(n), "%s%s.bias", pre, sc), cout);
+    }
+}
+
+/* An attention projection: Linear (C, C) in diffusers, 1x1 conv in ldm. */
+static const float *bind_attn_proj(struct binder *b, const struct vae_names *v,
+                                   const char *name, int C)
+{
+    return v->kind == VAE_LDM ? bind4(b, name, C, C, 1, 1) : bind2(b, name, C, C);
+}
+
+static void bind_attention(struct binder *b, const struct vae_names *v, int C, struct vae_weights *w)
+{
+    static const char *const names[3][5] = {
+        { "group_norm", "to_q", "to_k", "to_v", "to_out.0" },
+        { "group_norm", "query", "key", "value", "proj_attn" },
+        { "norm", "q", "k", "v", "proj_out" },
+    };
+    const char *pre = v->kind == VAE_LDM ? "decoder.mid.attn_1." : "decoder.mid_block.attentions.0.";
+    const char *const *nm = names[v->kind];
+    const float **ws[4] = { &w->q_w, &w->k_w, &w->v_w, &w->o_w };
+    const float **bs[4] = { &w->q_b, &w->k_b, &w->v_b, &w->o_b };
+    char n[160];
+
+    w->attn_norm_w = bind1(b, fmt(n, sizeof(n), "%s%s.weight", pre, nm[0]), C);
+    w->attn_norm_b = bind1(b, fmt(n, sizeof(n), "%s%s.bias", pre, nm[0]), C);
+    for (int i = 0; i < 4; i++) {
+        *ws[i] = bind_attn_proj(b, v, fmt(n, sizeof(n), "%s%s.weight", pre, nm[i + 1]), C);
+        *bs[i] = bind1(b, fmt(n, sizeof(n), "%s%s.bias", pre, nm[i + 1]), C);
+    }
+}
+
+int model_bind_vae(struct ditd_model *m, struct st_file *f, char *err, size_t errlen)
+{
+    const struct vae_config *c = &m->vae;
+    struct vae_weights *w = &m->vw;
+    struct binder b = {
+        .m = m, .f = f, .file = "vae/diffusion_pytorch_model.safetensors",
+        .prefix = "", .err = err, .errlen = errlen,
+    };
+    struct vae_names v = { .blocks = c->blocks };
+    const int C = c->latent_channels, top = c->block_out[c->blocks - 1];
+    char n[160];
+
+    if (st_find(f, "first_stage_model.decoder.conv_in.weight"))
+        b.prefix = "first_stage_model.";
+    if (lookup(&b, "decoder.mid.block_1.conv1.weight"))
+        v.kind = VAE_LDM;
+    else if (lookup(&b, "decoder.mid_block.attentions.0.query.weight"))
+        v.kind = VAE_DIFFUSERS_LEGACY;
+    else
+        v.kind = VAE_DIFFUSERS;
+
+    w->post_quant_w = bind4(&b, "post_quant_conv.weight", C, C, 1, 1);
+    w->post_quant_b = bind1(&b, "post_quant_conv.bias", C);
+    w->conv_in_w = bind_conv3(&b, "decoder.conv_in.weight", top, C);
+    w->conv_in_b = bind1(&b, "decoder.conv_in.bias", top);
+    bind_resnet(&b, &v, -1, 0, top, top, &w->mid_res[0]);
+    if (c->mid_attention)
+        bind_attention(&b, &v, top, w);
+    bind_resnet(&b, &v, -1, 1, top, top, &w->mid_res[1]);
+
+    int prev = top;
+    for (int i = 0; i < c->blocks && !b.rc; i++) {
+        const int ch = c->block_out[c->blocks - 1 - i];
+        for (int j = 0; j <= c->layers_per_block; j++)
+            bind_resnet(&b, &v, i, j, j == 0 ? prev : ch, ch, &w->up[i].res[j]);
+        if (i < c->blocks - 1) {
+            const char *fmt_up = v.kind == VAE_LDM ? "decoder.up.%d.upsample.conv.%s"
+                                                   : "decoder.up_blocks.%d.upsamplers.0.conv.%s";
+            const int idx = v.kind == VAE_LDM ? c->blocks - 1 - i : i;
+            w->up[i].up_w = bind_conv3(&b, fmt(n, sizeof(n), fmt_up, idx, "weight"), ch, ch);
+            w->up[i].up_b = bind1(&b, fmt(n, sizeof(n), fmt_up, idx, "bias"), ch);
+        }
+        prev = ch;
+    }
+    const char *norm_out = v.kind == VAE_LDM ? "decoder.norm_out" : "decoder.conv_norm_out";
+    w->norm_out_w = bind1(&b, fmt(n, sizeof(n), "%s.weight", norm_out), c->block_out[0]);
+    w->norm_out_b = bind1(&b, fmt(n, sizeof(n), "%s.bias", norm_out), c->block_out[0]);
+    w->conv_out_w = bind_conv3(&b, "decoder.conv_out.weight", c->out_channels, c->block_out[0]);
+    w->conv_out_b = bind1(&b, "decoder.conv_out.bias", c->out_channels);
+    return b.rc;
+}
