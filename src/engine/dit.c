@@ -268,7 +268,7 @@ static void block_cross_attention(const struct dit_config *cfg, const struct dit
     ops_linear(c, s->h, D, s->att, D, b->xproj_w, b->xproj_b, M, D, D);
     ops_add(c, s->x, s->h, (long)M * D);
 
-    ops_layernorm_affine(c, s->h, s->x, b->norm_w[2], b->norm_b[2], M, D, 1e-6f);
+    ops_layernorm_affine(c, s->h, s->x, b->norm_w[2], b->norm_b[2], M, D, cfg->mlp_norm_eps);
     mlp(cfg, b, s, c, n);
     ops_add(c, s->x, s->h, (long)M * D);
 }
@@ -284,7 +284,7 @@ static void block_in_context(const struct dit_config *cfg, const struct dit_bloc
     ops_linear(c, s->h, D, s->att, D, b->proj_w, b->proj_b, M, D, D);
     ops_add(c, s->x, s->h, (long)M * D);
 
-    ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, 1e-6f);
+    ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, cfg->mlp_norm_eps);
     mlp(cfg, b, s, c, n);
     ops_add(c, s->x, s->h, (long)M * D);
 }
