@@ -53,7 +53,7 @@ struct job_image {
     size_t png_len;
 };
 
-struct job_waiter;              /* an HTTP connection waiting on the job (http layer) */
+struct api_waiter;              /* an HTTP connection waiting on the job (api.c) */
 
 struct job {
     _Atomic int refs;
@@ -82,7 +82,7 @@ struct job {
     int batch_sum;              /* mu; images in the forwards this job's images took */
     int batch_count;            /* mu */
     char error_type[32];        /* mu */
-    char error_msg[256];        /* mu */
+    char error_msg[512];        /* mu */
     struct job_event *events;   /* mu */
     size_t nevents, events_cap; /* mu */
     uint64_t last_event_id;     /* mu */
@@ -93,9 +93,10 @@ struct job {
     bool queued;
     int next_image;             /* next image index to admit */
     int images_live;            /* admitted and neither done nor dropped */
+    int position;               /* last queue position announced */
 
     /* loop */
-    struct job_waiter *waiters;
+    struct api_waiter *waiters;
     struct job *tnext;          /* job table */
     _Atomic bool posted;        /* in the pool's outbox */
 };

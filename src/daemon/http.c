@@ -1,0 +1,889 @@
+/*
+ * http.c - libmicrohttpd on the libuv loop (see http.h).
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "log.h"
+
+#define MAX_KEYS 64
+#define KEY_MAX 256         /* bytes compared for every key, whatever its length */
+#define PROBE_MS 100        /* hang-up check of suspended connections */
+
+struct http_server {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct http_handlers h;
+    struct MHD_Daemon *mhd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    uv_timer_t probe;
+    int listen_fd;
+    int active;
+    struct http_req *suspended;
+    int nkeys;
+    char *keys[MAX_KEYS];
+    size_t key_len[MAX_KEYS];
+};
+
+static void run_mhd(struct http_server *s);
+static void suspend(struct http_req *r);
+
+/* ---- answers ------------------------------------------------------------ */
+
+void http_add_header(struct http_req *r, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r->nhdr >= HTTP_MAX_HEADERS)
+        return;
+    r->hdr[r->nhdr].name = name;
+    va_start(ap, fmt);
+    vsnprintf(r->hdr[r->nhdr].value, sizeof(r->hdr[0].value), fmt, ap);
+    va_end(ap);
+    r->nhdr++;
+}
+
+/* Headers every answer of this request carries. */
+static void decorate(struct http_req *r, struct MHD_Response *resp)
+{
+    for (int i = 0; i < r->nhdr; i++)
+        MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
+    if (r->cors_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "X-Request-Id, X-Seed, Server-Timing, Location, Retry-After");
+    }
+}
+
+static void set_response(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                         bool shared)
+{
+    if (r->response) {
+        /* Answered twice: a bug in the caller; keep the first answer. */
+        log_msg(LOG_LEVEL_WARN, "second answer to %s %s ignored", r->method, r->url);
+        if (!shared)
+            MHD_destroy_response(resp);
+        return;
+    }
+    r->status = status;
+    r->response = resp;
+    r->response_static = shared;
+}
+
+void http_reply(struct http_req *r, unsigned status, const char *content_type, void *data,
+                size_t len, bool take)
+{
+    struct MHD_Response *resp;
+
+    if (take)
+        resp = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    else
+        resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        if (take)
+            free(data);
+        return;     /* no response: the connection is closed, counted as an error */
+    }
+    if (content_type)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    decorate(r, resp);
+    set_response(r, status, resp, false);
+}
+
+void http_reply_static(struct http_req *r, unsigned status, const struct http_static *st)
+{
+    /* Per-request headers cannot go on a shared response: copy instead. */
+    if (r->nhdr || r->cors_origin)
+        http_reply(r, status, st->content_type, (void *)st->body, strlen(st->body), false);
+    else
+        set_response(r, status, st->resp, true);
+}
+
+void http_reply_json(struct http_req *r, unsigned status, json_t *body)
+{
+    size_t len = 0;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    json_decref(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"type\":\"server_error\",\"message\":\"out of memory\"}}";
+
+        http_reply(r, 500, "application/json", (void *)oom, sizeof(oom) - 1, false);
+        return;
+    }
+    len = strlen(text);
+    /* A trailing newline keeps curl output tidy. */
+    text[len] = '\0';
+    {
+        char *p = realloc(text, len + 2);
+
+        if (p) {
+            text = p;
+            text[len++] = '\n';
+            text[len] = '\0';
+        }
+    }
+    http_reply(r, status, "application/json", text, len, true);
+}
+
+void http_reply_error(struct http_req *r, unsigned status, const char *type, const char *param,
+                      const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    json_t *e;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    e = json_pack("{s:s,s:s}", "type", type, "message", msg);
+    if (param && *param)
+        json_object_set_new(e, "param", json_string(param));
+    http_reply_json(r, status, json_pack("{s:o}", "error", e));
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_req *r = cls;
+    ssize_t n;
+
+    (void)pos;
+    if (r->hungup)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = r->stream_read(r, buf, max);
+    if (n > 0)
+        return n;
+    if (n == HTTP_STREAM_WAIT) {
+        /* Returning 0 without suspending would make MHD spin on us. */
+        suspend(r);
+        return 0;
+    }
+    return n == HTTP_STREAM_END ? MHD_CONTENT_READER_END_OF_STREAM
+                                : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+void http_reply_stream(struct http_req *r, unsigned status, const char *content_type)
+{
+    struct MHD_Response *resp;
+
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, r, NULL);
+    if (!resp)
+        return;
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    decorate(r, resp);
+    set_response(r, status, resp, false);
+}
+
+int http_static_init(struct http_static *st, const char *content_type, const char *body)
+{
+    st->content_type = content_type;
+    st->body = body;
+    st->resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!st->resp)
+        return -ENOMEM;
+    MHD_add_response_header(st->resp, "Content-Type", content_type);
+    return 0;
+}
+
+void http_static_free(struct http_static *st)
+{
+    if (st->resp)
+        MHD_destroy_response(st->resp);
+    st->resp = NULL;
+}
+
+/* ---- suspend / resume / hang-up ------------------------------------------ */
+
+static void unlink_suspended(struct http_req *r)
+{
+    if (r->sprev)
+        r->sprev->snext = r->snext;
+    else if (r->srv->suspended == r)
+        r->srv->suspended = r->snext;
+    if (r->snext)
+        r->snext->sprev = r->sprev;
+    r->sprev = r->snext = NULL;
+}
+
+static void probe_cb(uv_timer_t *t);
+
+static void suspend(struct http_req *r)
+{
+    struct http_server *s = r->srv;
+
+    MHD_suspend_connection(r->conn);
+    r->suspended = true;
+    r->sprev = NULL;
+    r->snext = s->suspended;
+    if (s->suspended)
+        s->suspended->sprev = r;
+    s->suspended = r;
+    if (!uv_is_active((uv_handle_t *)&s->probe))
+        uv_timer_start(&s->probe, probe_cb, PROBE_MS, PROBE_MS);
+}
+
+void http_wake(struct http_req *r)
+{
+    if (!r->suspended)
+        return;
+    r->suspended = false;
+    unlink_suspended(r);
+    MHD_resume_connection(r->conn);
+    /* MHD's ITC makes its epoll descriptor readable; the poll callback
+     * runs MHD next. */
+}
+
+void http_wake_all(struct http_server *s)
+{
+    while (s->suspended)
+        http_wake(s->suspended);
+}
+
+/* MHD does not watch suspended sockets, so a client that leaves while its
+ * job waits would go unnoticed: poll them for a hang-up. */
+static void probe_cb(uv_timer_t *t)
+{
+    struct http_server *s = t->data;
+    struct pollfd pf[256];
+    struct http_req *rs[256];
+    struct http_req *r = s->suspended;
+    struct http_req *next;
+
+    if (!r) {
+        uv_timer_stop(t);
+        return;
+    }
+    while (r) {
+        int n = 0;
+
+        for (; r && n < 256; r = r->snext) {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+            if (!ci)
+                continue;
+            pf[n].fd = ci->connect_fd;
+            pf[n].events = POLLRDHUP;
+            pf[n].revents = 0;
+            rs[n++] = r;
+        }
+        next = r;
+        if (poll(pf, (nfds_t)n, 0) > 0) {
+            for (int i = 0; i < n; i++) {
+                if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                    continue;
+                rs[i]->hungup = true;
+                if (rs[i]->on_hangup)
+                    rs[i]->on_hangup(rs[i]);
+                if (next == rs[i])
+                    next = rs[i]->snext;
+                http_wake(rs[i]);
+            }
+        }
+        r = next;
+    }
+}
+
+/* ---- MHD callbacks ------------------------------------------------------- */
+
+struct framing {
+    int cl_count;
+    const char *cl;
+    int te_count;
+    const char *te;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct framing *f = cls;
+
+    (void)kind;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        f->cl_count++;
+        f->cl = value;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->te_count++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* Constant-time over KEY_MAX bytes: the work does not depend on where a
+ * key differs or on its length. */
+static bool key_matches(const struct http_server *s, const char *given, size_t glen)
+{
+    unsigned ok = 0;
+
+    if (glen == 0 || glen > KEY_MAX)
+        return false;
+    for (int k = 0; k < s->nkeys; k++) {
+        unsigned diff = (unsigned)(glen ^ s->key_len[k]);
+
+        for (size_t i = 0; i < KEY_MAX; i++) {
+            unsigned a = i < glen ? (unsigned char)given[i] : 0;
+            unsigned b = (unsigned char)s->keys[k][i];   /* keys are padded to KEY_MAX */
+
+            diff |= a ^ b;
+        }
+        ok |= diff == 0;
+    }
+    return ok != 0;
+}
+
+static bool authorized(struct http_req *r)
+{
+    const char *auth;
+    const char *key = NULL;
+
+    if (r->srv->nkeys == 0)
+        return true;
+    if (r->ep == EP_HEALTH && r->srv->cfg->public_health)
+        return true;
+    if (r->ep == EP_METRICS && r->srv->cfg->public_metrics)
+        return true;
+    auth = http_header(r, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        key = auth + 7;
+    else
+        key = http_header(r, "X-Api-Key");
+    return key && key_matches(r->srv, key, strlen(key));
+}
+
+static int origin_cb(const char *item, size_t len, void *arg)
+{
+    const char *origin = arg;
+
+    return (len == 1 && item[0] == '*') || (strlen(origin) == len && strncmp(item, origin, len) == 0);
+}
+
+static bool content_type_ok(const char *ct)
+{
+    static const char *const ok[] = {
+        "application/json", "application/x-www-form-urlencoded", "text/plain"
+    };
+
+    if (!ct || !*ct)
+        return true;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        size_t n = strlen(ok[i]);
+
+        if (strncasecmp(ct, ok[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+            return true;
+    }
+    return false;
+}
+
+static bool is_generation(const struct http_req *r)
+{
+    return r->ep == EP_GENERATE || r->ep == EP_JOBS;
+}
+
+/* A refusal before the endpoint runs; generation requests count as
+ * received and rejected so the job counters still add up. */
+static void refuse(struct http_req *r, enum metrics_reject why)
+{
+    if (is_generation(r)) {
+        metrics_add(&metrics.jobs_received, 1);
+        metrics_reject(why);
+    }
+}
+
+/* First call: everything decided from the request line and headers. */
+static void begin(struct http_req *r)
+{
+    struct http_server *s = r->srv;
+    struct framing f = { 0, NULL, 0, NULL };
+    const char *origin = http_header(r, "Origin");
+
+    if (origin && s->cfg->cors_origins[0] &&
+        config_list_foreach(s->cfg->cors_origins, origin_cb, (void *)origin))
+        r->cors_origin = origin;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.te_count && f.cl_count) {
+        refuse(r, REJECT_INVALID);
+        http_reply_error(r, 400, "invalid_request_error", NULL,
+                         "send either Content-Length or Transfer-Encoding, not both");
+        return;
+    }
+    if (f.te_count && (f.te_count > 1 || strcasecmp(f.te, "chunked") != 0)) {
+        refuse(r, REJECT_INVALID);
+        http_reply_error(r, 501, "not_implemented", NULL,
+                         "Transfer-Encoding '%.64s' is not supported; use chunked or Content-Length",
+                         f.te);
+        return;
+    }
+    if (f.cl_count > 1) {
+        refuse(r, REJECT_INVALID);
+        http_reply_error(r, 400, "invalid_request_error", NULL,
+                         "the request has %d Content-Length headers; send one", f.cl_count);
+        return;
+    }
+    if (f.cl_count && strtoull(f.cl, NULL, 10) > (unsigned long long)s->cfg->max_body) {
+        refuse(r, REJECT_TOO_LARGE);
+        http_reply_error(r, 413, "payload_too_large", NULL,
+                         "the body (%.24s bytes) is over the %d-byte limit (max_body)", f.cl,
+                         s->cfg->max_body);
+        return;
+    }
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        http_add_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        http_add_header(r, "Access-Control-Allow-Headers",
+                        "Authorization, Content-Type, Accept, Last-Event-ID, X-Api-Key");
+        http_add_header(r, "Access-Control-Max-Age", "600");
+        http_add_header(r, "Allow", "GET, POST, DELETE, OPTIONS");
+        http_reply(r, 204, NULL, "", 0, false);
+        return;
+    }
+    if (!authorized(r)) {
+        refuse(r, REJECT_UNAUTHORIZED);
+        http_add_header(r, "WWW-Authenticate", "Bearer");
+        http_reply_error(r, 401, "authentication_error", NULL,
+                         "a valid API key is required: send 'Authorization: Bearer <key>'");
+        return;
+    }
+    if (strcmp(r->method, "POST") == 0 &&
+        !content_type_ok(http_header(r, "Content-Type"))) {
+        refuse(r, REJECT_INVALID);
+        http_reply_error(r, 415, "invalid_request_error", NULL,
+                         "Content-Type '%.64s' is not accepted; send application/json",
+                         http_header(r, "Content-Type"));
+        return;
+    }
+}
+
+static enum MHD_Result queue_pending(struct http_req *r)
+{
+    enum MHD_Result ret;
+
+    ret = MHD_queue_response(r->conn, r->status, r->response);
+    if (!r->response_static)
+        MHD_destroy_response(r->response);
+    r->response = NULL;
+    r->queued = true;
+    return ret;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+
+    (void)version;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->url = url;
+        r->method = method;
+        r->start_ns = job_now_ns();
+        r->ep = s->h.classify(method, url);
+        buf_init(&r->body, (size_t)s->cfg->max_body);
+        *con_cls = r;
+        s->active++;
+        begin(r);
+        if (r->response)
+            return queue_pending(r);
+        if (strcmp(method, "POST") == 0)
+            return MHD_YES;     /* the body comes in the next calls */
+    }
+    if (*upload_size) {
+        if (buf_append(&r->body, upload_data, *upload_size) < 0) {
+            refuse(r, REJECT_TOO_LARGE);
+            http_reply_error(r, 413, "payload_too_large", NULL,
+                             "the body is over the %d-byte limit (max_body)", s->cfg->max_body);
+            *upload_size = 0;
+            return queue_pending(r);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->hungup)
+        return MHD_NO;
+    if (!r->dispatched) {
+        r->dispatched = true;
+        s->h.dispatch(r, s->h.arg);
+    }
+    if (r->response)
+        return queue_pending(r);
+    if (r->queued)
+        return MHD_YES;
+    suspend(r);
+    return MHD_YES;
+}
+
+static void log_access(struct http_req *r, enum MHD_RequestTerminationCode toe)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+    }
+    log_msg(LOG_LEVEL_INFO, "%s %s %s %u %.1fms%s", ip, r->method, r->url, r->status,
+            (double)(job_now_ns() - r->start_ns) / 1e6,
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+
+    (void)conn;
+    if (!r)
+        return;
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        metrics_add(&metrics.conn_timeouts, 1);
+    if (r->queued)
+        metrics_http(r->ep, r->status, (uint64_t)(job_now_ns() - r->start_ns));
+    if (s->cfg->access_log)
+        log_access(r, toe);
+    if (r->suspended)
+        unlink_suspended(r);
+    if (r->on_complete)
+        r->on_complete(r);
+    if (r->response && !r->response_static)
+        MHD_destroy_response(r->response);
+    buf_free(&r->body);
+    s->active--;
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)socket_context;
+    metrics_gauge_add(&metrics.connections, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    (void)cls;
+    if (!log_enabled(LOG_LEVEL_DEBUG))
+        return;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_msg(LOG_LEVEL_DEBUG, "libmicrohttpd: %s", msg);
+}
+
+/* ---- the loop side ------------------------------------------------------- */
+
+static void timer_cb(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run_mhd(p->data);
+}
+
+/* Let MHD do its work, then arm the timer with the delay MHD asks for. */
+static void run_mhd(struct http_server *s)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+
+    if (!s->mhd)
+        return;
+    MHD_run(s->mhd);
+    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+        uv_timer_start(&s->timer, timer_cb, ms > 3600000 ? 3600000 : (uint64_t)ms, 0);
+    else
+        uv_timer_stop(&s->timer);
+}
+
+/* "host:port", "[v6]:port" or ":port" -> a bound, listening socket. */
+static int bind_listen(const char *spec, int *port, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    const char *h = host;
+    struct addrinfo hints, *res = NULL, *ai;
+    int fd = -1;
+    int rc;
+    int one = 1;
+
+    if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
+        snprintf(err, errlen, "listen '%s' must be host:port", spec);
+        return -EINVAL;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+
+        if (n < 2 || host[n - 1] != ']') {
+            snprintf(err, errlen, "listen '%s': an IPv6 address needs brackets: [::1]:8080", spec);
+            return -EINVAL;
+        }
+        host[n - 1] = '\0';
+        h = host + 1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen '%s': %s", spec, gai_strerror(rc));
+        return -EINVAL;
+    }
+    rc = -EADDRNOTAVAIL;
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            rc = -errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+            break;
+        rc = -errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s%s", spec, strerror(-rc),
+                 rc == -EADDRINUSE ? " (another process has the port; pick another with --listen)"
+                                   : "");
+        return rc;
+    }
+    {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return fd;
+}
+
+static void free_keys(struct http_server *s)
+{
+    for (int i = 0; i < s->nkeys; i++)
+        free(s->keys[i]);
+    s->nkeys = 0;
+}
+
+static int add_key(const char *item, size_t len, void *arg)
+{
+    struct http_server *s = arg;
+    char *k;
+
+    if (len > KEY_MAX || s->nkeys == MAX_KEYS)
+        return -E2BIG;
+    k = calloc(1, KEY_MAX + 1);     /* zero padding: the compare reads KEY_MAX bytes */
+    if (!k)
+        return -ENOMEM;
+    memcpy(k, item, len);
+    s->keys[s->nkeys] = k;
+    s->key_len[s->nkeys++] = len;
+    return 0;
+}
+
+int http_reload(struct http_server *s, char *err, size_t errlen)
+{
+    int rc;
+
+    free_keys(s);
+    rc = config_list_foreach(s->cfg->api_keys, add_key, s);
+    if (rc == 0 && s->cfg->api_key_file[0]) {
+        FILE *f = fopen(s->cfg->api_key_file, "r");
+        char line[KEY_MAX + 4];
+
+        if (!f) {
+            snprintf(err, errlen, "cannot read api_key_file %s: %s", s->cfg->api_key_file,
+                     strerror(errno));
+            return -errno;
+        }
+        while (rc == 0 && fgets(line, sizeof(line), f)) {
+            size_t n = strcspn(line, "\r\n");
+
+            line[n] = '\0';
+            if (n && line[0] != '#')
+                rc = add_key(line, n, s);
+        }
+        fclose(f);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "API keys: at most %d keys of at most %d bytes each", MAX_KEYS,
+                 KEY_MAX);
+        free_keys(s);
+        return rc;
+    }
+    return 0;
+}
+
+int http_start(struct http_server **out, uv_loop_t *loop, const struct config *cfg,
+               const struct http_handlers *h, int *port, char *err, size_t errlen)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    const union MHD_DaemonInfo *di;
+    int rc;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    s->loop = loop;
+    s->cfg = cfg;
+    s->h = *h;
+    rc = http_reload(s, err, errlen);
+    if (rc < 0)
+        goto out_free;
+    s->listen_fd = bind_listen(cfg->listen, port, err, errlen);
+    if (s->listen_fd < 0) {
+        rc = s->listen_fd;
+        goto out_free;
+    }
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+                              on_access, s,
+                              MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+                              MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(err, errlen, "libmicrohttpd did not start on %s", cfg->listen);
+        rc = -EIO;
+        goto out_close;
+    }
+    di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di) {
+        snprintf(err, errlen, "libmicrohttpd has no epoll descriptor");
+        rc = -EIO;
+        goto out_stop;
+    }
+    uv_timer_init(loop, &s->timer);
+    uv_timer_init(loop, &s->probe);
+    s->timer.data = s;
+    s->probe.data = s;
+    rc = uv_poll_init(loop, &s->poll, di->epoll_fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot watch libmicrohttpd's epoll descriptor: %s", uv_strerror(rc));
+        goto out_stop;
+    }
+    s->poll.data = s;
+    uv_poll_start(&s->poll, UV_READABLE, poll_cb);
+    run_mhd(s);
+    *out = s;
+    return 0;
+
+out_stop:
+    MHD_stop_daemon(s->mhd);
+out_close:
+    close(s->listen_fd);
+out_free:
+    free_keys(s);
+    free(s);
+    return rc;
+}
+
+void http_quiesce(struct http_server *s)
+{
+    int fd;
+
+    if (!s || s->listen_fd < 0)
+        return;
+    fd = MHD_quiesce_daemon(s->mhd);
+    if (fd >= 0)
+        close(fd);
+    s->listen_fd = -1;
+}
+
+int http_active(const struct http_server *s)
+{
+    return s ? s->active : 0;
+}
+
+static void free_server(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+
+    free_keys(s);
+    free(s);
+}
+
+static void close_timer(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+
+    uv_close((uv_handle_t *)&s->probe, free_server);
+}
+
+static void close_poll(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+
+    uv_close((uv_handle_t *)&s->timer, close_timer);
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    http_wake_all(s);       /* MHD_stop_daemon with suspended connections is undefined */
+    uv_poll_stop(&s->poll);
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    uv_close((uv_handle_t *)&s->poll, close_poll);
+}
+
+const char *http_header(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}

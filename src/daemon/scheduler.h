@@ -1,0 +1,78 @@
+/*
+ * scheduler.h - continuous batching over the engine. Jobs wait in one FIFO
+ * shared by all workers; each worker keeps its own set of running images
+ * and, at every step boundary, admits queued images while their rows fit
+ * its row budget (an image with guidance takes 2 rows), drops the images of
+ * cancelled or late jobs, runs one ditd_step() over the whole set, then
+ * decodes and encodes the images that finished. An image's result depends
+ * only on its own parameters (seed, index), never on its batch-mates.
+ *
+ * Threads: sched_submit/sched_cancel/... are called from the loop thread,
+ * sched_worker_run from each worker thread. Lock order: sched lock, then a
+ * job's mu; never the other way round.
+ */
+#ifndef DITD_DAEMON_SCHED_H
+#define DITD_DAEMON_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "job.h"
+
+struct ditd_model;
+struct ditd_worker;
+
+#define SCHED_MAX_WORKERS 256
+
+struct sched {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *qhead, *qtail;  /* jobs with images still to admit */
+    int waiting;                /* queued jobs with no image admitted yet */
+    int max_queue;
+    int running_jobs;           /* jobs with live images */
+    bool closing;               /* workers exit once idle */
+    const struct ditd_model *model;
+    int max_rows;
+    const char *model_name;
+    /* Called from any thread after a job changed (new events, new state). */
+    void (*notify)(struct job *j, void *arg);
+    void *notify_arg;
+    _Atomic int64_t beat[SCHED_MAX_WORKERS];  /* monotonic ns of each worker's last sign of life */
+    _Atomic bool busy[SCHED_MAX_WORKERS];
+    /* Test hook: every forward sleeps this long (ms), 0 = off. */
+    int slow_step_ms;
+};
+
+int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int max_queue,
+               void (*notify)(struct job *j, void *arg), void *notify_arg);
+void sched_destroy(struct sched *s);
+void sched_set_max_queue(struct sched *s, int max_queue);
+
+/* Queue a job (takes a reference). 0, -EAGAIN when `max_queue` jobs are
+ * already waiting, -ESHUTDOWN once closing. Emits the first "queued" event. */
+int sched_submit(struct sched *s, struct job *j);
+/* Cancel a job that is queued or running. A job that never started is
+ * finished here (the caller wakes its waiters); a running one is dropped by
+ * its worker before its next step. Returns 0, or -EALREADY if terminal. */
+int sched_cancel(struct sched *s, struct job *j, int reason);
+/* Cancel every job (drain timeout). */
+void sched_cancel_all(struct sched *s, int reason);
+/* Finish queued jobs whose deadline passed (the loop calls this often). */
+void sched_expire_queued(struct sched *s, int64_t now_ns);
+/* 0-based position among the jobs that have not started, or -1. */
+int sched_position(struct sched *s, struct job *j);
+/* Jobs queued or running. */
+int sched_pending(struct sched *s);
+/* Let the workers leave sched_worker_run once no work is left. */
+void sched_close(struct sched *s);
+/* True when every worker with work showed a sign of life within
+ * `stall_ns` (the watchdog's health test). */
+bool sched_healthy(struct sched *s, int nworkers, int64_t stall_ns);
+
+/* The body of worker thread `idx`; returns after sched_close() once idle. */
+void sched_worker_run(struct sched *s, struct ditd_worker *w, int idx);
+
+#endif /* DITD_DAEMON_SCHED_H */
