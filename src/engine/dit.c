@@ -180,9 +180,9 @@ static void embed_condition(const struct dit_config *cfg, const struct dit_weigh
 {
     const int D = cfg->hidden;
     timestep_freqs(s->tfreq, t, n, cfg->t_divisor);
-    ops_linear(c, s->c, D, s->tfreq, DIT_FREQ_DIM, w->t1_w, w->t1_b, n, DIT_FREQ_DIM, D);
+    ops_linear_small(c, s->c, s->tfreq, w->t1_w, w->t1_b, n, DIT_FREQ_DIM, D);
     ops_silu(c, s->c, s->c, (long)n * D);
-    ops_linear(c, s->temb, D, s->c, D, w->t2_w, w->t2_b, n, D, D);
+    ops_linear_small(c, s->temb, s->c, w->t2_w, w->t2_b, n, D, D);
     for (int r = 0; r < n; r++) {
         const float *ye = w->y_table + (size_t)y[r] * D;
         float *cr = s->c + (size_t)r * D;
@@ -199,17 +199,17 @@ static void embed_condition(const struct dit_config *cfg, const struct dit_weigh
 static void self_attention(const struct dit_config *cfg, const struct dit_block_weights *b,
                            struct dit_state *s, const struct ops_ctx *c, int n)
 {
-    const int D = cfg->hidden, S = cfg->seq, M = n * S;
-    float *qkv = s->big; /* (M, 3D) */
+    const int D = cfg->hidden, S = cfg->seq;
+    float *qkv = s->big; /* (n * S, 3D) */
 
     if (b->k_w == b->q_w + (size_t)D * D && b->v_w == b->q_w + (size_t)2 * D * D &&
         b->k_b == b->q_b + D && b->v_b == b->q_b + 2 * D) {
         /* Fused q|k|v weight of the original layout: one product. */
-        ops_linear(c, qkv, 3 * D, s->h, D, b->q_w, b->q_b, M, D, 3 * D);
+        ops_linear_samples(c, qkv, 3 * D, s->h, D, b->q_w, b->q_b, n, S, D, 3 * D);
     } else {
-        ops_linear(c, qkv, 3 * D, s->h, D, b->q_w, b->q_b, M, D, D);
-        ops_linear(c, qkv + D, 3 * D, s->h, D, b->k_w, b->k_b, M, D, D);
-        ops_linear(c, qkv + 2 * D, 3 * D, s->h, D, b->v_w, b->v_b, M, D, D);
+        ops_linear_samples(c, qkv, 3 * D, s->h, D, b->q_w, b->q_b, n, S, D, D);
+        ops_linear_samples(c, qkv + D, 3 * D, s->h, D, b->k_w, b->k_b, n, S, D, D);
+        ops_linear_samples(c, qkv + 2 * D, 3 * D, s->h, D, b->v_w, b->v_b, n, S, D, D);
     }
     ops_attention(c, s->att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D,
                   n, S, S, cfg->heads, cfg->head_dim, s->scratch);
@@ -219,17 +219,17 @@ static void self_attention(const struct dit_config *cfg, const struct dit_block_
 static void mlp(const struct dit_config *cfg, const struct dit_block_weights *b,
                 struct dit_state *s, const struct ops_ctx *c, int n)
 {
-    const int D = cfg->hidden, F = cfg->mlp_hidden, M = n * cfg->seq;
-    ops_linear(c, s->big, F, s->h, D, b->fc1_w, b->fc1_b, M, D, F);
-    ops_gelu_tanh(c, s->big, (long)M * F);
-    ops_linear(c, s->h, D, s->big, F, b->fc2_w, b->fc2_b, M, F, D);
+    const int D = cfg->hidden, F = cfg->mlp_hidden, S = cfg->seq;
+    ops_linear_samples(c, s->big, F, s->h, D, b->fc1_w, b->fc1_b, n, S, D, F);
+    ops_gelu_tanh(c, s->big, (long)n * S * F);
+    ops_linear_samples(c, s->h, D, s->big, F, b->fc2_w, b->fc2_b, n, S, F, D);
 }
 
 /* The reference block: x += g1*Attn(mod(LN(x))); x += g2*MLP(mod(LN(x))). */
 static void block_adaln(const struct dit_config *cfg, const struct dit_block_weights *b,
                         struct dit_state *s, const struct ops_ctx *c, int n, int gated)
 {
-    const int D = cfg->hidden, S = cfg->seq, M = n * S;
+    const int D = cfg->hidden, S = cfg->seq;
     const int chunks = gated ? 6 : 4;
     const int ms = chunks * D; /* stride between rows' modulation vectors */
     float *shift_msa = s->mod, *scale_msa = s->mod + D;
@@ -237,11 +237,11 @@ static void block_adaln(const struct dit_config *cfg, const struct dit_block_wei
     float *shift_mlp = s->mod + (gated ? 3 : 2) * D, *scale_mlp = shift_mlp + D;
     float *gate_mlp = gated ? s->mod + 5 * D : NULL;
 
-    ops_linear(c, s->mod, ms, s->silu_c, D, b->ada_w, b->ada_b, n, D, ms);
+    ops_linear_small(c, s->mod, s->silu_c, b->ada_w, b->ada_b, n, D, ms);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_msa, scale_msa, ms, n, S, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear(c, s->h, D, s->att, D, b->proj_w, b->proj_b, M, D, D);
+    ops_linear_samples(c, s->h, D, s->att, D, b->proj_w, b->proj_b, n, S, D, D);
     ops_gated_add(c, s->x, s->h, gate_msa, ms, n, S, D);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_mlp, scale_mlp, ms, n, S, D, cfg->mlp_norm_eps);
@@ -257,15 +257,15 @@ static void block_cross_attention(const struct dit_config *cfg, const struct dit
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear(c, s->h, D, s->att, D, b->proj_w, b->proj_b, M, D, D);
+    ops_linear_samples(c, s->h, D, s->att, D, b->proj_w, b->proj_b, n, S, D, D);
     ops_add(c, s->x, s->h, (long)M * D);
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, 1e-6f);
-    ops_linear(c, s->big, D, s->h, D, b->xq_w, b->xq_b, M, D, D);
-    ops_linear(c, s->kv, 2 * D, s->cond, D, b->xkv_w, b->xkv_b, 2 * n, D, 2 * D);
+    ops_linear_samples(c, s->big, D, s->h, D, b->xq_w, b->xq_b, n, S, D, D);
+    ops_linear_small(c, s->kv, s->cond, b->xkv_w, b->xkv_b, 2 * n, D, 2 * D);
     ops_attention(c, s->att, D, s->big, D, s->kv, 2 * D, s->kv + D, 2 * D,
                   n, S, 2, cfg->heads, cfg->head_dim, s->scratch);
-    ops_linear(c, s->h, D, s->att, D, b->xproj_w, b->xproj_b, M, D, D);
+    ops_linear_samples(c, s->h, D, s->att, D, b->xproj_w, b->xproj_b, n, S, D, D);
     ops_add(c, s->x, s->h, (long)M * D);
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[2], b->norm_b[2], M, D, cfg->mlp_norm_eps);
@@ -277,11 +277,11 @@ static void block_cross_attention(const struct dit_config *cfg, const struct dit
 static void block_in_context(const struct dit_config *cfg, const struct dit_block_weights *b,
                              struct dit_state *s, const struct ops_ctx *c, int n)
 {
-    const int D = cfg->hidden, M = n * cfg->seq;
+    const int D = cfg->hidden, S = cfg->seq, M = n * S;
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear(c, s->h, D, s->att, D, b->proj_w, b->proj_b, M, D, D);
+    ops_linear_samples(c, s->h, D, s->att, D, b->proj_w, b->proj_b, n, S, D, D);
     ops_add(c, s->x, s->h, (long)M * D);
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, cfg->mlp_norm_eps);
@@ -335,9 +335,9 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
             memmove(s->x + (size_t)r * T * D, s->x + ((size_t)r * S + lead) * D,
                     sizeof(float) * (size_t)T * D);
     }
-    ops_linear(c, s->mod, 2 * D, s->silu_c, D, w->final_ada_w, w->final_ada_b, n, D, 2 * D);
+    ops_linear_small(c, s->mod, s->silu_c, w->final_ada_w, w->final_ada_b, n, D, 2 * D);
     ops_layernorm_modulate(c, s->h, s->x, s->mod, s->mod + D, 2 * D, n, T, D, 1e-6f);
-    ops_linear(c, s->big, Po, s->h, D, w->final_w, w->final_b, n * T, D, Po);
+    ops_linear_samples(c, s->big, Po, s->h, D, w->final_w, w->final_b, n, T, D, Po);
     unpatchify(out, s->big, n, cfg);
 }
 

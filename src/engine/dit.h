@@ -94,6 +94,11 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
 /* Sin-cos position embedding (T, D) of the reference, computed in double. */
 void dit_pos_embed(float *out, int grid, int D);
 
+/* Random small weights for an adaLN-Zero config in one block of memory
+ * (benchmarks, tests); returns the block, NULL when out of memory. */
+float *dit_weights_random(const struct dit_config *c, struct dit_weights *w, uint64_t seed);
+void dit_weights_free(float *mem, struct dit_weights *w);
+
 /* Parameters (embedders once, position embedding included) and
  * multiply-accumulates per image per forward. */
 void dit_count(const struct dit_config *cfg, int64_t *params, double *macs);

@@ -196,8 +196,7 @@ int ditd_worker_new(struct ditd_worker **out, const struct ditd_model *m,
     if (team_new(&w->team, threads) != 0)
         goto nomem;
     w->ops.team = w->team;
-    w->ops.blas_threads = threads;
-    blas_set_threads(threads);
+    blas_set_threads(1);
     if (dit_state_init(&w->dit, &m->dit, max_rows, threads) != 0 ||
         vae_state_init(&w->vae, &m->vae, L) != 0)
         goto nomem;

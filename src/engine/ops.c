@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "blas.h"
 #include "team.h"
 
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -72,18 +71,108 @@ static void rows_run(const struct ops_ctx *c, struct rows_job *job, long work)
 }
 
 /* ---------------------------------------------------------------------------
- * Linear layers.
+ * Linear layers: products are cut into fixed tiles that depend only on the
+ * matrix shape, each tile is one single-threaded sgemm, and the team takes
+ * tiles as they come. A C element is then computed by the same kernel
+ * whatever the thread count, which OpenBLAS's own threading does not
+ * promise; the images stay byte-identical with any number of threads.
  */
+#define TILE_M 128
+#define TILE_N 384
+
+struct gemm_job {
+    float *out;
+    const float *in, *w, *b;
+    int ldo, ldi, M, K, N, tiles_n;
+};
+
+static void gemm_tile(void *arg, int task, int thread)
+{
+    const struct gemm_job *j = arg;
+    const int m0 = (task / j->tiles_n) * TILE_M, n0 = (task % j->tiles_n) * TILE_N;
+    const int mm = j->M - m0 < TILE_M ? j->M - m0 : TILE_M;
+    const int nn = j->N - n0 < TILE_N ? j->N - n0 : TILE_N;
+    float *out = j->out + (size_t)m0 * j->ldo + n0;
+    (void)thread;
+
+    if (j->b) {
+        for (int i = 0; i < mm; i++)
+            memcpy(out + (size_t)i * j->ldo, j->b + n0, sizeof(float) * (size_t)nn);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mm, nn, j->K, 1.0f,
+                j->in + (size_t)m0 * j->ldi, j->ldi, j->w + (size_t)n0 * j->K, j->K,
+                j->b ? 1.0f : 0.0f, out, j->ldo);
+}
+
+static int tiles(int n, int tile)
+{
+    return (n + tile - 1) / tile;
+}
+
 void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                 const float *w, const float *b, int M, int K, int N)
 {
-    (void)c;
-    if (b) {
-        for (int i = 0; i < M; i++)
-            memcpy(out + (size_t)i * ldo, b, sizeof(float) * (size_t)N);
+    struct gemm_job job = {
+        .out = out, .in = in, .w = w, .b = b, .ldo = ldo, .ldi = ldi, .M = M, .K = K, .N = N,
+        .tiles_n = tiles(N, TILE_N),
+    };
+    team_run(c->team, gemm_tile, &job, tiles(M, TILE_M) * job.tiles_n);
+}
+
+void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                        const float *w, const float *b, int samples, int rows, int K, int N)
+{
+    for (int s = 0; s < samples; s++)
+        ops_linear(c, out + (size_t)s * rows * ldo, ldo, in + (size_t)s * rows * ldi, ldi,
+                   w, b, rows, K, N);
+}
+
+/* Dot product with 16 partial sums in a fixed order (vectorises, and gives
+ * the same bits wherever the vectors sit in memory). */
+static inline float dot16(const float *a, const float *b, int n)
+{
+    float acc[16] = { 0 };
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[i + l] * b[i + l];
+    float sum = 0.0f;
+    for (int l = 0; l < 16; l++)
+        sum += acc[l];
+    for (; i < n; i++)
+        sum += a[i] * b[i];
+    return sum;
+}
+
+struct small_linear_job {
+    float *out;
+    const float *in, *w, *b;
+    int M, K, N, ntasks;
+};
+
+VECTOR_CLONES
+static void small_linear_task(void *arg, int task, int thread)
+{
+    const struct small_linear_job *j = arg;
+    long begin, end;
+    (void)thread;
+    team_chunk(j->N, j->ntasks, task, &begin, &end);
+    for (long n = begin; n < end; n++) {
+        const float *wn = j->w + (size_t)n * j->K;
+        for (int m = 0; m < j->M; m++) {
+            float v = dot16(j->in + (size_t)m * j->K, wn, j->K);
+            j->out[(size_t)m * j->N + n] = j->b ? v + j->b[n] : v;
+        }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f,
-                in, ldi, w, K, b ? 1.0f : 0.0f, out, ldo);
+}
+
+void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
+                      const float *w, const float *b, int M, int K, int N)
+{
+    struct small_linear_job job = { .out = out, .in = in, .w = w, .b = b, .M = M, .K = K, .N = N };
+    const int threads = team_size(c->team);
+    job.ntasks = (long)N * K < 65536 ? 1 : 4 * threads;
+    team_run(c->team, small_linear_task, &job, job.ntasks);
 }
 
 /* ---------------------------------------------------------------------------
@@ -261,15 +350,17 @@ void ops_add(const struct ops_ctx *c, float *x, const float *y, long n)
 }
 
 /* ---------------------------------------------------------------------------
- * Attention: one task per (sample, head); each task makes two BLAS calls on
- * its own thread with BLAS threading off, since the products are small.
+ * Attention: one task per (sample, head, block of ATT_ROWS queries), each
+ * two single-threaded BLAS calls into its thread's own score buffer.
  */
+#define ATT_ROWS 128
+
 struct attention_job {
     float *scratch;
     size_t per_thread;
     float *out;
     const float *q, *k, *v;
-    int ldo, ldq, ldk, ldv, Tq, Tk, heads, hd;
+    int ldo, ldq, ldk, ldv, Tq, Tk, heads, hd, qblocks;
 };
 
 VECTOR_CLONES
@@ -295,24 +386,26 @@ static void softmax_rows(float *s, int rows, int n, float scale)
 static void attention_task(void *arg, int task, int thread)
 {
     const struct attention_job *j = arg;
-    const int s = task / j->heads, h = task % j->heads;
+    const int qb = task % j->qblocks, h = (task / j->qblocks) % j->heads;
+    const int s = task / (j->qblocks * j->heads);
+    const int r0 = qb * ATT_ROWS, rows = j->Tq - r0 < ATT_ROWS ? j->Tq - r0 : ATT_ROWS;
     float *scores = j->scratch + (size_t)thread * j->per_thread;
-    const float *q = j->q + (size_t)s * j->Tq * j->ldq + (size_t)h * j->hd;
+    const float *q = j->q + ((size_t)s * j->Tq + r0) * j->ldq + (size_t)h * j->hd;
     const float *k = j->k + (size_t)s * j->Tk * j->ldk + (size_t)h * j->hd;
     const float *v = j->v + (size_t)s * j->Tk * j->ldv + (size_t)h * j->hd;
-    float *o = j->out + (size_t)s * j->Tq * j->ldo + (size_t)h * j->hd;
+    float *o = j->out + ((size_t)s * j->Tq + r0) * j->ldo + (size_t)h * j->hd;
 
     /* Scaling inside the softmax equals scaling q first, up to rounding. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->Tq, j->Tk, j->hd, 1.0f,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, j->Tk, j->hd, 1.0f,
                 q, j->ldq, k, j->ldk, 0.0f, scores, j->Tk);
-    softmax_rows(scores, j->Tq, j->Tk, 1.0f / sqrtf((float)j->hd));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->Tq, j->hd, j->Tk, 1.0f,
+    softmax_rows(scores, rows, j->Tk, 1.0f / sqrtf((float)j->hd));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, j->hd, j->Tk, 1.0f,
                 scores, j->Tk, v, j->ldv, 0.0f, o, j->ldo);
 }
 
 size_t ops_attention_scratch(int Tq, int Tk)
 {
-    return (size_t)Tq * (size_t)Tk;
+    return (size_t)(Tq < ATT_ROWS ? Tq : ATT_ROWS) * (size_t)Tk;
 }
 
 void ops_attention(const struct ops_ctx *c, float *out, int ldo,
@@ -324,19 +417,9 @@ void ops_attention(const struct ops_ctx *c, float *out, int ldo,
         .scratch = scratch, .per_thread = ops_attention_scratch(Tq, Tk),
         .out = out, .q = q, .k = k, .v = v,
         .ldo = ldo, .ldq = ldq, .ldk = ldk, .ldv = ldv,
-        .Tq = Tq, .Tk = Tk, .heads = heads, .hd = hd,
+        .Tq = Tq, .Tk = Tk, .heads = heads, .hd = hd, .qblocks = tiles(Tq, ATT_ROWS),
     };
-    const int tasks = samples * heads;
-
-    if (team_size(c->team) == 1 || tasks == 1) {
-        /* One task: let BLAS spread each product over its own threads. */
-        for (int i = 0; i < tasks; i++)
-            attention_task(&job, i, 0);
-        return;
-    }
-    blas_set_threads(1);
-    team_run(c->team, attention_task, &job, tasks);
-    blas_set_threads(c->blas_threads);
+    team_run(c->team, attention_task, &job, samples * heads * job.qblocks);
 }
 
 /* ---------------------------------------------------------------------------
@@ -424,29 +507,50 @@ size_t ops_conv3x3_wide_floats(int H, int W, int Cout)
 /*
  * With the input zero-padded to (H+2, W+2) and the output computed at the
  * padded width (two junk columns per row), output pixel p reads input
- * pixel p + ky*(W+2) + kx for tap (ky, kx): each tap is one GEMM over a
- * contiguous block of rows, and no im2col buffer is needed.
+ * pixel p + ky*(W+2) + kx for tap (ky, kx): each tap is a GEMM over a
+ * contiguous block of rows, and no im2col buffer is needed. A tile adds its
+ * nine taps in a fixed order.
  */
+struct conv_job {
+    float *wide;
+    const float *pad, *w9, *b;
+    int Wp, M, Cin, Cout, tiles_n;
+};
+
+static void conv_tile(void *arg, int task, int thread)
+{
+    const struct conv_job *j = arg;
+    const int m0 = (task / j->tiles_n) * TILE_M, n0 = (task % j->tiles_n) * TILE_N;
+    const int mm = j->M - m0 < TILE_M ? j->M - m0 : TILE_M;
+    const int nn = j->Cout - n0 < TILE_N ? j->Cout - n0 : TILE_N;
+    float *out = j->wide + (size_t)m0 * j->Cout + n0;
+    (void)thread;
+
+    for (int i = 0; i < mm; i++)
+        memcpy(out + (size_t)i * j->Cout, j->b + n0, sizeof(float) * (size_t)nn);
+    for (int tap = 0; tap < 9; tap++) {
+        const float *a = j->pad + ((size_t)m0 + (size_t)(tap / 3) * j->Wp + tap % 3) * j->Cin;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mm, nn, j->Cin, 1.0f,
+                    a, j->Cin, j->w9 + ((size_t)tap * j->Cout + n0) * j->Cin, j->Cin,
+                    1.0f, out, j->Cout);
+    }
+}
+
 void ops_conv3x3(const struct ops_ctx *c, float *out, const float *in,
                  const float *w9, const float *b, int H, int W, int Cin, int Cout,
                  float *pad, float *wide)
 {
     const int Wp = W + 2;
-    const size_t M = (size_t)H * Wp;
-    (void)c;
+    struct conv_job job = {
+        .wide = wide, .pad = pad, .w9 = w9, .b = b, .Wp = Wp, .M = H * Wp,
+        .Cin = Cin, .Cout = Cout, .tiles_n = tiles(Cout, TILE_N),
+    };
 
     memset(pad, 0, sizeof(float) * ops_conv3x3_pad_floats(H, W, Cin));
     for (int y = 0; y < H; y++)
         memcpy(pad + ((size_t)(y + 1) * Wp + 1) * Cin, in + (size_t)y * W * Cin,
                sizeof(float) * (size_t)W * Cin);
-    for (size_t p = 0; p < M; p++)
-        memcpy(wide + p * Cout, b, sizeof(float) * (size_t)Cout);
-    for (int tap = 0; tap < 9; tap++) {
-        const int ky = tap / 3, kx = tap % 3;
-        const float *a = pad + ((size_t)ky * Wp + kx) * Cin;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, Cout, Cin, 1.0f,
-                    a, Cin, w9 + (size_t)tap * Cout * Cin, Cin, 1.0f, wide, Cout);
-    }
+    team_run(c->team, conv_tile, &job, tiles(job.M, TILE_M) * job.tiles_n);
     for (int y = 0; y < H; y++)
         memcpy(out + (size_t)y * W * Cout, wide + (size_t)y * Wp * Cout,
                sizeof(float) * (size_t)W * Cout);

@@ -13,18 +13,31 @@
 
 struct team;
 
-/* Shared state of the ops of one worker: its thread team, and the BLAS
- * thread count to restore after a region where each team thread calls BLAS
- * on its own. */
+/* Shared state of the ops of one worker: its thread team. The ops spread
+ * their work over the team themselves and call OpenBLAS single-threaded
+ * (blas_set_threads(1)), so results do not depend on the thread count. */
 struct ops_ctx {
     struct team *team;
-    int blas_threads;
 };
 
 /* out (M, N) = in (M, K) . w^T + b, with w (N, K) as PyTorch stores Linear
  * weights; b may be NULL. ldo/ldi are row strides (>= N / >= K). */
 void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                 const float *w, const float *b, int M, int K, int N);
+
+/* The same product computed per sample: `samples` blocks of `rows` rows
+ * each, one sgemm per block. OpenBLAS picks different kernels (with
+ * different rounding) for different matrix heights, so a batched product
+ * would make a row's result depend on the batch; per-sample calls keep
+ * every image independent of what it is batched with. */
+void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                        const float *w, const float *b, int samples, int rows, int K, int N);
+
+/* out (M, N) = in (M, K) . w^T + b for a few rows (conditioning vectors):
+ * each output is one dot product in a fixed order, so a row's result does
+ * not depend on M or on the thread count; w is read once for all rows. */
+void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
+                      const float *w, const float *b, int M, int K, int N);
 
 void ops_silu(const struct ops_ctx *c, float *out, const float *in, long n);
 void ops_gelu_tanh(const struct ops_ctx *c, float *x, long n);
@@ -47,8 +60,7 @@ void ops_gated_add(const struct ops_ctx *c, float *x, const float *h,
  * out[s] (Tq, heads*hd) = softmax(q k^T / sqrt(hd)) v, per head, where
  * head h owns columns h*hd .. (h+1)*hd-1 of q, k and v. ld* are row strides;
  * sample s starts at row s*Tq of q/out and s*Tk of k/v. scratch holds
- * ops_attention_scratch() floats per team thread; with a single (sample,
- * head) pair the caller does all the work and only the first slot is used. */
+ * ops_attention_scratch() floats per team thread. */
 void ops_attention(const struct ops_ctx *c, float *out, int ldo,
                    const float *q, int ldq, const float *k, int ldk,
                    const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd,

@@ -68,7 +68,7 @@ int preview_fit(struct ditd_model *m, char *err, size_t errlen)
 
     if (!z || !zs || !img || team_new(&team, 1) != 0 || vae_state_init(&vs, &m->vae, L) != 0)
         goto out;
-    struct ops_ctx ops = { .team = team, .blas_threads = 1 };
+    struct ops_ctx ops = { .team = team };
     for (int s = 0; s < FIT_LATENTS; s++) {
         rng_normal(z, (int64_t)C * L * L, FIT_SEED, 0, (uint32_t)s);
         for (int i = 0; i < C * L * L; i++)

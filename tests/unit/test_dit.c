@@ -1,0 +1,62 @@
+/*
+ * test_dit.c - a DiT row's output does not depend on what shares its batch
+ * or on the thread count: the property that lets the daemon batch requests
+ * and still give each the bytes it would get alone.
+ */
+#include <stdlib.h>
+
+#include "../test.h"
+#include "blas.h"
+#include "dit.h"
+#include "ops.h"
+#include "rng.h"
+#include "team.h"
+
+static void forward(const struct dit_config *c, const struct dit_weights *w, int threads,
+                    const float *x, const int *t, const int *y, int n, float *out)
+{
+    struct team *team;
+    struct dit_state s;
+    CHECK(team_new(&team, threads) == 0);
+    CHECK(dit_state_init(&s, c, n, threads) == 0);
+    struct ops_ctx ops = { .team = team };
+    blas_set_threads(1);
+    dit_forward(c, w, &s, &ops, x, t, y, n, out);
+    dit_state_free(&s);
+    team_free(team);
+}
+
+int main(void)
+{
+    struct dit_config c = {
+        .in_channels = 4, .out_channels = 8, .input_size = 16, .patch = 2, .hidden = 96,
+        .depth = 3, .heads = 3, .num_classes = 10, .block = DITD_BLOCK_ADALN_ZERO,
+        .t_divisor = 128.0f, .mlp_norm_eps = 1e-6f,
+    };
+    char err[DITD_ERR_LEN];
+    struct dit_weights w = { 0 };
+    enum { ROWS = 7 };
+    CHECK(dit_config_finish(&c, err, sizeof(err)) == 0);
+    float *mem = dit_weights_random(&c, &w, 99);
+    const size_t in = (size_t)4 * 16 * 16, outn = (size_t)8 * 16 * 16;
+    float *x = malloc(sizeof(float) * in * ROWS), *all = malloc(sizeof(float) * outn * ROWS);
+    float *one = malloc(sizeof(float) * outn * ROWS);
+    int t[ROWS] = { 999, 17, 500, 0, 250, 999, 3 }, y[ROWS] = { 3, 10, 7, 0, 9, 10, 1 };
+    rng_normal(x, (int64_t)in * ROWS, 5, 0, 0);
+
+    forward(&c, &w, 1, x, t, y, ROWS, all);
+    for (int r = 0; r < ROWS; r++) {
+        forward(&c, &w, 1, x + r * in, t + r, y + r, 1, one);
+        CHECK(memcmp(one, all + r * outn, sizeof(float) * outn) == 0);
+    }
+    forward(&c, &w, 3, x, t, y, ROWS, one);
+    CHECK(memcmp(one, all, sizeof(float) * outn * ROWS) == 0);
+    forward(&c, &w, 2, x + 2 * in, t + 2, y + 2, 3, one);
+    CHECK(memcmp(one, all + 2 * outn, sizeof(float) * outn * 3) == 0);
+
+    dit_weights_free(mem, &w);
+    free(x);
+    free(all);
+    free(one);
+    return test_status();
+}

@@ -1,0 +1,161 @@
+/*
+ * test_ops.c - every fast layer op against its naive reference (ops_ref.c),
+ * on odd sizes, with a team of 1 and of 3 threads.
+ */
+#include <stdlib.h>
+
+#include "../test.h"
+#include "blas.h"
+#include "ops.h"
+#include "team.h"
+
+static float *randv(size_t n, unsigned *seed, float scale)
+{
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        v[i] = scale * ((float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f);
+    return v;
+}
+
+/* max |a - b| <= tol * max(1, max |b|) */
+static int near_ref(const float *a, const float *b, size_t n, double tol, const char *what)
+{
+    double worst = 0, ref = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        worst = d > worst ? d : worst;
+        ref = fabs(b[i]) > ref ? fabs(b[i]) : ref;
+    }
+    if (!(worst <= tol * ref)) {
+        fprintf(stderr, "%s: max abs error %g (max |ref| %g)\n", what, worst, ref);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_linear(const struct ops_ctx *c, unsigned *seed)
+{
+    const int M = 37, K = 53, N = 29, ldo = 31, ldi = 60;
+    float *in = randv((size_t)M * ldi, seed, 1), *w = randv((size_t)N * K, seed, 1);
+    float *b = randv(N, seed, 1), *out = randv((size_t)M * ldo, seed, 1);
+    float *ref = malloc(sizeof(float) * M * ldo);
+    memcpy(ref, out, sizeof(float) * M * ldo); /* columns past N must stay untouched */
+    ops_linear(c, out, ldo, in, ldi, w, b, M, K, N);
+    ops_ref_linear(ref, ldo, in, ldi, w, b, M, K, N);
+    CHECK(near_ref(out, ref, (size_t)M * ldo, 1e-5, "linear"));
+    ops_linear(c, out, ldo, in, ldi, w, NULL, M, K, N);
+    ops_ref_linear(ref, ldo, in, ldi, w, NULL, M, K, N);
+    CHECK(near_ref(out, ref, (size_t)M * ldo, 1e-5, "linear without bias"));
+    free(in); free(w); free(b); free(out); free(ref);
+}
+
+static void test_activations(const struct ops_ctx *c, unsigned *seed)
+{
+    const long n = 100003; /* above the threshold that wakes the team */
+    float *x = randv(n, seed, 12), *a = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n);
+    x[0] = -100.0f; /* exp clamping at the far ends */
+    x[1] = 100.0f;
+    x[2] = 0.0f;
+    ops_silu(c, a, x, n);
+    ops_ref_silu(r, x, n);
+    CHECK(near_ref(a, r, n, 1e-6, "silu"));
+    memcpy(a, x, sizeof(float) * n);
+    memcpy(r, x, sizeof(float) * n);
+    ops_gelu_tanh(c, a, n);
+    ops_ref_gelu_tanh(r, n);
+    CHECK(near_ref(a, r, n, 1e-6, "gelu"));
+    free(x); free(a); free(r);
+}
+
+static void test_layernorm(const struct ops_ctx *c, unsigned *seed)
+{
+    const int samples = 3, tokens = 41, D = 83, stride = 6 * D;
+    const size_t n = (size_t)samples * tokens * D;
+    float *x = randv(n, seed, 3), *mod = randv((size_t)samples * stride, seed, 1);
+    float *a = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++)
+        x[i] += 5.0f; /* a large mean tests the two-pass variance */
+    ops_layernorm_modulate(c, a, x, mod, mod + D, stride, samples, tokens, D, 1e-6f);
+    ops_ref_layernorm_modulate(r, x, mod, mod + D, stride, samples, tokens, D, 1e-6f);
+    CHECK(near_ref(a, r, n, 1e-5, "layernorm + modulate"));
+    ops_layernorm_modulate(c, a, x, NULL, NULL, 0, samples, tokens, D, 1e-5f);
+    ops_ref_layernorm_modulate(r, x, NULL, NULL, 0, samples, tokens, D, 1e-5f);
+    CHECK(near_ref(a, r, n, 1e-5, "layernorm"));
+    free(x); free(mod); free(a); free(r);
+}
+
+static void test_attention(const struct ops_ctx *c, unsigned *seed)
+{
+    const int samples = 2, T = 37, Tk = 19, heads = 3, hd = 7, D = heads * hd;
+    const int ld = 3 * D + 5; /* strided rows, as with a fused q|k|v buffer */
+    float *q = randv((size_t)samples * T * ld, seed, 2), *kv = randv((size_t)samples * Tk * ld, seed, 2);
+    float *a = calloc((size_t)samples * T * D, sizeof(float)), *r = calloc((size_t)samples * T * D, sizeof(float));
+    float *scratch = malloc(sizeof(float) * 3 * ops_attention_scratch(T, Tk));
+    ops_attention(c, a, D, q, ld, kv, ld, kv + D, ld, samples, T, Tk, heads, hd, scratch);
+    ops_ref_attention(r, D, q, ld, kv, ld, kv + D, ld, samples, T, Tk, heads, hd);
+    CHECK(near_ref(a, r, (size_t)samples * T * D, 1e-5, "attention"));
+    free(q); free(kv); free(a); free(r); free(scratch);
+}
+
+static void test_groupnorm(const struct ops_ctx *c, unsigned *seed)
+{
+    const int H = 9, C = 24, groups = 6;
+    const size_t n = (size_t)H * H * C;
+    float *x = randv(n, seed, 2), *g = randv(C, seed, 1), *b = randv(C, seed, 1);
+    float *a = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n);
+    for (int silu = 0; silu <= 1; silu++) {
+        ops_groupnorm(c, a, x, g, b, (long)H * H, C, groups, 1e-6f, silu);
+        ops_ref_groupnorm(r, x, g, b, (long)H * H, C, groups, 1e-6f, silu);
+        CHECK(near_ref(a, r, n, 1e-5, silu ? "groupnorm + silu" : "groupnorm"));
+    }
+    free(x); free(g); free(b); free(a); free(r);
+}
+
+static void test_conv3x3(const struct ops_ctx *c, unsigned *seed)
+{
+    const int H = 7, W = 11, Cin = 5, Cout = 6;
+    float *in = randv((size_t)H * W * Cin, seed, 1), *w = randv((size_t)Cout * Cin * 9, seed, 1);
+    float *b = randv(Cout, seed, 1), *w9 = malloc(sizeof(float) * 9 * Cout * Cin);
+    float *a = malloc(sizeof(float) * H * W * Cout), *r = malloc(sizeof(float) * H * W * Cout);
+    float *pad = malloc(sizeof(float) * ops_conv3x3_pad_floats(H, W, Cin));
+    float *wide = malloc(sizeof(float) * ops_conv3x3_wide_floats(H, W, Cout));
+    for (int o = 0; o < Cout; o++)
+        for (int i = 0; i < Cin; i++)
+            for (int t = 0; t < 9; t++)
+                w9[((size_t)t * Cout + o) * Cin + i] = w[((size_t)o * Cin + i) * 9 + t];
+    ops_conv3x3(c, a, in, w9, b, H, W, Cin, Cout, pad, wide);
+    ops_ref_conv3x3(r, in, w, b, H, W, Cin, Cout);
+    CHECK(near_ref(a, r, (size_t)H * W * Cout, 1e-5, "conv3x3"));
+    free(in); free(w); free(b); free(w9); free(a); free(r); free(pad); free(wide);
+}
+
+static void test_upsample(void)
+{
+    const float in[2 * 2 * 2] = { 1, 2, 3, 4, 5, 6, 7, 8 }; /* (H=2, W=2, C=2) */
+    float out[4 * 4 * 2];
+    ops_upsample2(out, in, 2, 2, 2);
+    CHECK_EQ_INT(out[0], 1);
+    CHECK_EQ_INT(out[(0 * 4 + 1) * 2 + 1], 2); /* (0,1) copies (0,0) */
+    CHECK_EQ_INT(out[(1 * 4 + 2) * 2 + 0], 3); /* (1,2) copies (0,1) */
+    CHECK_EQ_INT(out[(3 * 4 + 3) * 2 + 1], 8); /* (3,3) copies (1,1) */
+}
+
+int main(void)
+{
+    unsigned seed = 1234;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        struct team *team;
+        CHECK(team_new(&team, threads) == 0);
+        struct ops_ctx c = { .team = team };
+        blas_set_threads(1);
+        test_linear(&c, &seed);
+        test_activations(&c, &seed);
+        test_layernorm(&c, &seed);
+        test_attention(&c, &seed);
+        test_groupnorm(&c, &seed);
+        test_conv3x3(&c, &seed);
+        team_free(team);
+    }
+    test_upsample();
+    return test_status();
+}
