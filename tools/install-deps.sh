@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the Debian 12 packages ditd needs to build, run and test.
+# Usage: tools/install-deps.sh [--runtime-only]
+set -eu
+
+runtime="libopenblas0-pthread libjansson4 libpng16-16 libmicrohttpd12 libuv1 libinih1"
+build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-dev libpng-dev
+       libmicrohttpd-dev libuv1-dev libinih-dev"
+# Tests: the PyTorch reference and the training data, promtool, systemd-analyze,
+# sanitizer runtimes and libFuzzer (clang), valgrind, load generators.
+tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
+       systemd clang libclang-rt-14-dev valgrind wrk curl"
+
+if [ "${1:-}" = "--runtime-only" ]; then
+    packages=$runtime
+else
+    packages="$runtime $build $tests"
+fi
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $packages
