@@ -19,12 +19,12 @@ def shape_pattern(shape):
 
 
 def run_case(h, tag, layout, cmd, dit_edit=None, vae_edit=None, vae_naming="diffusers",
-             tensor=None, shapes=()):
+             tensor=None, shapes=(), config=None, words=()):
     m = models.build_dit(31, **ARCH)
     vae = models.build_vae(31)
     d = h.path(tag, "x")[:-2]
     export.write_model(d, m, vae, layout=layout, dit_edit=dit_edit, vae_edit=vae_edit,
-                       vae_naming=vae_naming)
+                       vae_naming=vae_naming, config_extra=config)
     if cmd == "forward":
         x = save_npy(h.path(tag, "x.npy"), np.zeros((1, 4, 8, 8), np.float32))
         argv = ["forward", "--model", d, "--x", x, "--t", "10", "--y", "1", "-o",
@@ -39,7 +39,10 @@ def run_case(h, tag, layout, cmd, dit_edit=None, vae_edit=None, vae_naming="diff
         raise CheckFailed("dit %s exited 0 on a broken model dir" % cmd)
     if r.returncode < 0 or r.returncode > 125:
         raise CheckFailed("dit %s died with status %d (crash?): %s" % (cmd, r.returncode, last))
-    if tensor not in text:
+    for w in words:
+        if w not in text:
+            raise CheckFailed("message does not name %s: %r" % (w, text[-500:]))
+    if tensor and tensor not in text:
         raise CheckFailed("message does not name %s: %r" % (tensor, text[-500:]))
     for s in shapes:
         if not re.search(shape_pattern(s), text):
@@ -88,6 +91,15 @@ def main():
            "decode", vae_naming="ldm",
            vae_edit=reshape("decoder.mid.attn_1.q.weight", (16, 8, 1, 1)),
            tensor="attn_1.q.weight", shapes=[(16, 8, 1, 1)])
+    # config values outside the contract of docs/models.md
+    for tag, layout, cfg, word in (
+            ("gc0", "original", {"ditd_guidance_channels": 0}, "ditd_guidance_channels"),
+            ("gc5", "original", {"ditd_guidance_channels": 5}, "ditd_guidance_channels"),
+            ("numerics", "original", {"ditd_numerics": "fast"}, "ditd_numerics"),
+            ("block", "original", {"ditd_block": "adaln_single"}, "ditd_block"),
+            ("diff_block", "diffusers", {"ditd_block": "in_context"}, "ditd_block")):
+        h.case("config: %s layout with %s" % (layout, cfg), run_case, h, "cfg_" + tag, layout,
+               "forward", config=cfg, words=[word])
     h.finish()
 
 

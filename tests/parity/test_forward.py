@@ -70,6 +70,9 @@ def main():
     p8 = dict(input_size=16, patch_size=8, hidden_size=128, depth=2, num_heads=2)
     c3 = dict(input_size=8, patch_size=2, in_channels=3, hidden_size=48, depth=2, num_heads=2)
     eps_big = {"norm_eps": 0.5}
+    hd72 = dict(input_size=32, patch_size=2, hidden_size=144, depth=2, num_heads=2,
+                num_classes=1000)
+    p3 = dict(input_size=9, patch_size=3, in_channels=3, hidden_size=40, depth=2, num_heads=5)
 
     # original layout, original numerics
     h.case("original odd p4 D96 h3 depth3", run_case, h, "orig_odd", odd,
@@ -77,6 +80,10 @@ def main():
     h.case("original p2 no sigma", run_case, h, "orig_p2", p2)
     h.case("original p8", run_case, h, "orig_p8", p8)
     h.case("original 3 latent channels", run_case, h, "orig_c3", c3)
+    h.case("original head_dim 72, 256 tokens, 1000 classes", run_case, h, "orig_hd72", hd72)
+    h.case("original patch 3, 9x9 latent, head_dim 8", run_case, h, "orig_p3", p3)
+    h.case("diffusers head_dim 72, 256 tokens, 1000 classes", run_case, h, "diff_hd72", hd72,
+           layout="diffusers", numerics=DIFFUSERS)
     h.case("original without pos_embed (recomputed)", run_case, h, "orig_nopos", odd,
            pos_embed=False)
     # diffusers layout, diffusers numerics

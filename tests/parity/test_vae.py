@@ -15,6 +15,8 @@ CONFIGS = {
                                         norm_num_groups=16, out_channels=1), 4),
     "b32-64 lpb2 g32 sf0.5": (dict(block_out_channels=(32, 64), layers_per_block=2,
                                    norm_num_groups=32, scaling_factor=0.5), 6),
+    "sd-like b64-128-128-128 lpb2 g32": (dict(block_out_channels=(64, 128, 128, 128),
+                                              layers_per_block=2, norm_num_groups=32), 8),
     "b32-64 lpb1 g8 no-attn": (dict(block_out_channels=(32, 64), layers_per_block=1,
                                     norm_num_groups=8, mid_block_add_attention=False), 8),
 }
@@ -45,7 +47,8 @@ def main():
     h = Harness("vae", __doc__)
     for i, cname in enumerate(CONFIGS):
         for naming in NAMINGS:
-            if cname.endswith("no-attn") and naming != "diffusers":
+            if (cname.endswith("no-attn") or cname.startswith("sd-like")) and naming not in (
+                    "diffusers", "ldm_prefixed"):
                 continue
             h.case("vae %s %s" % (cname, naming), run_case, h, cname, naming, 10 + i)
     h.case("vae b32-64 lpb1 g8 rgb diffusers F16", run_case, h, "b32-64 lpb1 g8 rgb",
