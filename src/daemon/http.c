@@ -43,6 +43,7 @@ struct http_server {
 
 static void run_mhd(struct http_server *s);
 static void suspend(struct http_req *r);
+static void timer_cb(uv_timer_t *t);
 
 /* ---- answers ------------------------------------------------------------ */
 
@@ -119,7 +120,7 @@ void http_reply_static(struct http_req *r, unsigned status, const struct http_st
 void http_reply_json(struct http_req *r, unsigned status, json_t *body)
 {
     size_t len = 0;
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
 
     json_decref(body);
     if (!text) {
@@ -248,8 +249,10 @@ void http_wake(struct http_req *r)
     r->suspended = false;
     unlink_suspended(r);
     MHD_resume_connection(r->conn);
-    /* MHD's ITC makes its epoll descriptor readable; the poll callback
-     * runs MHD next. */
+    /* In external epoll mode MHD 0.9.75 picks resumed connections up only
+     * in its next MHD_run(), and nothing guarantees its epoll descriptor
+     * becomes readable: run it from the loop right away. */
+    uv_timer_start(&r->srv->timer, timer_cb, 0, 0);
 }
 
 void http_wake_all(struct http_server *s)

@@ -134,7 +134,7 @@ void job_emit_locked(struct job *j, const char *name, json_t *data)
         return;
     }
     json_object_set_new(data, "type", json_string(name));
-    text = json_dumps(data, JSON_COMPACT);
+    text = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(data);
     if (!text)
         return;

@@ -54,7 +54,15 @@ static void load_done(uv_work_t *req, int status)
     }
     rc = sched_init(&s->sched, s->model, s->cfg.max_batch, s->cfg.max_queue, pool_notify, &s->pool);
     if (rc == 0) {
+        const char *delay = getenv("DITD_TEST_STEP_DELAY_MS");
+
         s->sched_ready = true;
+        /* Test hook: slow every step down so tests can watch jobs run. */
+        if (delay && atoi(delay) > 0) {
+            s->sched.slow_step_ms = atoi(delay);
+            log_msg(LOG_LEVEL_WARN, "DITD_TEST_STEP_DELAY_MS=%d: every step sleeps (tests only)",
+                    s->sched.slow_step_ms);
+        }
         rc = pool_start(&s->pool, &s->sched, s->model, s->workers, s->cfg.max_batch, s->threads,
                         err, sizeof(err));
         if (rc < 0)
