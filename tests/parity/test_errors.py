@@ -37,6 +37,8 @@ def run_case(h, tag, layout, cmd, dit_edit=None, vae_edit=None, vae_naming="diff
     last = text.splitlines()[-1] if text else "(no output)"
     if r.returncode == 0:
         raise CheckFailed("dit %s exited 0 on a broken model dir" % cmd)
+    if "Sanitizer" in text or "runtime error:" in text:
+        raise CheckFailed("sanitizer report: %s" % text[-800:])
     if r.returncode < 0 or r.returncode > 125:
         raise CheckFailed("dit %s died with status %d (crash?): %s" % (cmd, r.returncode, last))
     for w in words:
