@@ -81,6 +81,10 @@ def main():
     h.case("original p8", run_case, h, "orig_p8", p8)
     h.case("original 3 latent channels", run_case, h, "orig_c3", c3)
     h.case("original head_dim 72, 256 tokens, 1000 classes", run_case, h, "orig_hd72", hd72)
+    xl = dict(input_size=32, patch_size=2, hidden_size=1152, depth=1, num_heads=16,
+              num_classes=1000)
+    h.case("original XL width (1152, 16 heads), depth 1, 256 tokens", run_case, h, "orig_xl",
+           xl)
     h.case("original patch 3, 9x9 latent, head_dim 8", run_case, h, "orig_p3", p3)
     h.case("diffusers head_dim 72, 256 tokens, 1000 classes", run_case, h, "diff_hd72", hd72,
            layout="diffusers", numerics=DIFFUSERS)
