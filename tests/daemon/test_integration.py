@@ -1,0 +1,534 @@
+#!/usr/bin/python3
+"""Integration tests: start the real ditd on 127.0.0.1 with a tiny model and check what the
+issue asks the daemon to show. One test per run (meson runs them in parallel):
+
+    test_integration.py --ditd build/src/daemon/ditd --workdir build/tests/daemon/work NAME
+
+Stdlib only, plus curl for the one test that runs the exact curl line of the README.
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from harness import Daemon, ensure_model, is_png, png_from_b64, sse_events
+
+DELAY = {"DITD_TEST_STEP_DELAY_MS": "20"}
+TESTS = {}
+
+
+def test(fn):
+    TESTS[fn.__name__] = fn
+    return fn
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def generate(d, body, headers=None):
+    s, h, b = d.request("POST", "/generate", body, headers)
+    check(s == 200, "generate %s -> %d %s" % (body, s, b[:300]))
+    return h, b
+
+
+@test
+def curl_png(a):
+    """The mission's curl line returns a PNG."""
+    with Daemon(a.ditd, a.model) as d:
+        d.wait_ready()
+        out = subprocess.run(["curl", "-s", "-X", "POST", "localhost:%d/generate" % d.port,
+                              "-d", '{"class":1,"cfg":4.0}'], capture_output=True, timeout=60)
+        check(out.returncode == 0, "curl failed: %s" % out.stderr)
+        check(is_png(out.stdout), "not a PNG: %r" % out.stdout[:40])
+        s, h, b = d.request("POST", "/generate", {"class": "trouser", "cfg": 4.0, "seed": 3})
+        check(s == 200 and h["content-type"] == "image/png", "class by name")
+        check(h["x-seed"] == "3" and len(h["x-request-id"]) == 16, "headers %s" % h)
+        check("sample;dur=" in h["server-timing"], "timings header")
+
+
+@test
+def stream_equals_plain(a):
+    """Streamed and plain answers carry byte-identical images; same seed, same bytes."""
+    with Daemon(a.ditd, a.model) as d:
+        d.wait_ready()
+        req = {"class": 2, "cfg": 3.0, "seed": 1234, "steps": 20}
+        _, plain = generate(d, req)
+        _, again = generate(d, req)
+        check(plain == again, "same seed twice gave different bytes")
+        _, other = generate(d, dict(req, seed=1235))
+        check(plain != other, "different seeds gave the same image")
+        c = d.conn()
+        c.request("POST", "/generate", json.dumps(dict(req, stream=True, preview=5)))
+        r = c.getresponse()
+        check(r.status == 200 and r.getheader("Content-Type") == "text/event-stream", "stream")
+        names, ids, image = [], [], None
+        for eid, name, data in sse_events(r):
+            names.append(name)
+            ids.append(int(eid))
+            if name == "image":
+                image = png_from_b64(data["b64"])
+                check(data["seed"] == 1234 and data["index"] == 0, "image event %s" % data)
+        c.close()
+        check(names[0] == "queued" and names[-1] == "done", "events %s" % names)
+        check("started" in names and "progress" in names and "preview" in names, str(names))
+        check(ids == list(range(1, len(ids) + 1)), "ids %s" % ids)
+        check(image == plain, "streamed image differs from the plain one")
+        # Accept: text/event-stream works too, and n > 1 answers JSON.
+        c = d.conn()
+        c.request("POST", "/generate", json.dumps(req), {"Accept": "text/event-stream"})
+        r = c.getresponse()
+        evs = [n for _, n, _ in sse_events(r)]
+        c.close()
+        check(evs[-1] == "done", "accept stream")
+        s, h, body = d.json("POST", "/generate", dict(req, n=3))
+        check(s == 200 and len(body["images"]) == 3, "n=3")
+        check(png_from_b64(body["images"][0]["b64"]) == plain, "image 0 of n=3 equals n=1")
+        check(png_from_b64(body["images"][1]["b64"]) != plain, "image 1 differs from image 0")
+
+
+@test
+def cobatch_identical(a):
+    """A request alone and co-batched with seven others gives the same bytes."""
+    with Daemon(a.ditd, a.model, "--max-batch", "16", env={"DITD_TEST_STEP_DELAY_MS": "5"}) as d:
+        d.wait_ready()
+        req = {"class": 5, "cfg": 4.0, "seed": 99, "steps": 30}
+        h, alone = generate(d, req, {"Accept": "application/json"})
+        alone_body = json.loads(alone)
+        check(alone_body["timings"]["batch_size_mean"] == 1.0, "alone batch size")
+        results = {}
+
+        def run(i, body):
+            results[i] = d.json("POST", "/generate", body, {"Accept": "application/json"})
+
+        others = [{"class": i, "cfg": 1.0 + i, "seed": 1000 + i, "steps": 20 + 3 * i,
+                   "sampler": ["ddpm", "ddim", "dpm++2m"][i % 3]} for i in range(7)]
+        ts = [threading.Thread(target=run, args=(i, b)) for i, b in enumerate([req] + others)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        s, _, body = results[0]
+        check(s == 200, "co-batched request failed")
+        check(body["timings"]["batch_size_mean"] > 1.5,
+              "not co-batched: mean batch %s" % body["timings"]["batch_size_mean"])
+        check(body["images"][0]["b64"] == alone_body["images"][0]["b64"],
+              "co-batched image differs from the same request alone")
+        m = d.metrics()
+        check(m["ditd_batch_size_sum"] / m["ditd_batch_size_count"] > 1.5, "batch metric")
+
+
+@test
+def cancel_within_step(a):
+    """DELETE /jobs/{id} stops a running job within one step."""
+    with Daemon(a.ditd, a.model, env={"DITD_TEST_STEP_DELAY_MS": "50"}) as d:
+        d.wait_ready()
+        s, h, job = d.json("POST", "/jobs", {"class": 1, "steps": 1000})
+        check(s == 202 and h["location"] == "/jobs/" + job["id"], "202 + Location")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            _, _, j = d.json("GET", h["location"])
+            if j["progress"]["step"] >= 3:
+                break
+            time.sleep(0.02)
+        t0 = time.time()
+        s, _, j = d.json("DELETE", h["location"])
+        at_delete = j["progress"]["step"]
+        check(s == 200, "delete -> %d" % s)
+        while time.time() < t0 + 5:
+            _, _, j = d.json("GET", h["location"])
+            if j["status"] == "cancelled":
+                break
+            time.sleep(0.01)
+        took = time.time() - t0
+        check(j["status"] == "cancelled" and j["reason"] == "client", "status %s" % j)
+        check(j["progress"]["step"] <= at_delete + 1,
+              "ran %d steps after DELETE" % (j["progress"]["step"] - at_delete))
+        check(took < 0.5, "cancel took %.3f s with 50 ms steps" % took)
+        steps = d.metrics()["ditd_denoise_steps_total"]
+        time.sleep(0.3)
+        check(d.metrics()["ditd_denoise_steps_total"] == steps, "steps still running")
+        s, _, _ = d.json("DELETE", h["location"])
+        check(s == 409, "second DELETE -> %d" % s)
+
+
+@test
+def queue_429(a):
+    """The queue answers 429 at exactly its limit plus one."""
+    with Daemon(a.ditd, a.model, "--max-queue", "3", "--max-batch", "2", env=DELAY) as d:
+        d.wait_ready()
+        s, h, first = d.json("POST", "/jobs", {"class": 1, "steps": 500})
+        check(s == 202, "first")
+        deadline = time.time() + 10
+        while d.json("GET", h["location"])[2]["status"] != "running" and time.time() < deadline:
+            time.sleep(0.02)
+        for i in range(3):
+            s, _, j = d.json("POST", "/jobs", {"class": 1, "steps": 500})
+            check(s == 202 and j["queue_position"] == i, "queued %d: %d %s" % (i, s, j))
+        s, h, b = d.json("POST", "/jobs", {"class": 1, "steps": 500})
+        check(s == 429, "limit+1 -> %d" % s)
+        check(b["error"]["type"] == "overloaded" and int(h["retry-after"]) >= 1, "429 body %s" % b)
+        s, _, _ = d.request("POST", "/generate", {"class": 1})
+        check(s == 429, "generate at limit -> %d" % s)
+        m = d.metrics()
+        check(m['ditd_jobs_rejected_total{reason="queue_full"}'] == 2, "rejected metric")
+        check(m["ditd_queue_depth"] == 3, "queue depth %s" % m["ditd_queue_depth"])
+
+
+@test
+def disconnect_frees_slot(a):
+    """A client that leaves mid-stream (or while waiting) cancels its job within a step."""
+    with Daemon(a.ditd, a.model, env={"DITD_TEST_STEP_DELAY_MS": "30"}) as d:
+        d.wait_ready()
+        for stream in (True, False):
+            sock = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            body = json.dumps({"class": 1, "steps": 1000, "stream": stream})
+            sock.sendall(("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                          % (len(body), body)).encode())
+            if stream:
+                got = b""
+                while got.count(b"event: progress") < 3:
+                    got += sock.recv(4096)
+            else:
+                deadline = time.time() + 10
+                while d.metrics()["ditd_images_running"] < 1 and time.time() < deadline:
+                    time.sleep(0.02)
+            sock.close()
+            deadline = time.time() + 3
+            while time.time() < deadline:
+                m = d.metrics()
+                if m["ditd_images_running"] == 0 and m["ditd_workers_busy"] == 0:
+                    break
+                time.sleep(0.02)
+            check(m["ditd_images_running"] == 0, "slot still busy (stream=%s)" % stream)
+        check(m['ditd_jobs_cancelled_total{reason="disconnect"}'] == 2, "cancel reason")
+        check(m["ditd_stream_clients"] == 0, "stream gauge")
+
+
+@test
+def sigterm_drains(a):
+    """SIGTERM with work in flight: stop accepting, finish the work, exit 0."""
+    with Daemon(a.ditd, a.model, "--drain-timeout", "20", env=DELAY) as d:
+        d.wait_ready()
+        results = []
+
+        def run(i):
+            results.append(d.request("POST", "/generate", {"class": i, "steps": 40, "seed": i}))
+
+        ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+        for t in ts:
+            t.start()
+        deadline = time.time() + 10
+        while d.metrics()["ditd_jobs_running"] < 1 and time.time() < deadline:
+            time.sleep(0.01)
+        d.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        refused = False
+        try:
+            s, _, _ = d.request("GET", "/health/live", timeout=2)
+        except OSError:
+            refused = True
+        check(refused, "new connections accepted while draining")
+        for t in ts:
+            t.join(60)
+        rc = d.wait_exit(30)
+        check(rc == 0, "exit code %s" % rc)
+        check(len(results) == 4 and all(r[0] == 200 and is_png(r[2]) for r in results),
+              "in-flight answers: %s" % [r[0] for r in results])
+        check("draining" in d.logs() and "stopped" in d.logs(), "log")
+
+
+@test
+def sigterm_timeout_cancels(a):
+    """Work that outlives drain_timeout is cancelled with 503 and the daemon exits 0."""
+    with Daemon(a.ditd, a.model, "--drain-timeout", "1", env={"DITD_TEST_STEP_DELAY_MS": "50"}) as d:
+        d.wait_ready()
+        res = []
+        t = threading.Thread(target=lambda: res.append(
+            d.request("POST", "/generate", {"class": 1, "steps": 1000})))
+        t.start()
+        while d.metrics()["ditd_jobs_running"] < 1:
+            time.sleep(0.01)
+        t0 = time.time()
+        d.signal(signal.SIGTERM)
+        t.join(30)
+        rc = d.wait_exit(30)
+        check(rc == 0 and time.time() - t0 < 5, "exit %s after %.1f s" % (rc, time.time() - t0))
+        check(res and res[0][0] == 503, "cancelled answer: %s" % (res[0][:2],))
+
+
+@test
+def metrics_add_up(a):
+    """After a load run the metrics equal what the clients counted; promtool accepts them."""
+    with Daemon(a.ditd, a.model, "--max-queue", "2", "--max-batch", "4",
+                env={"DITD_TEST_STEP_DELAY_MS": "2"}) as d:
+        d.wait_ready()
+        counts = {}
+        lock = threading.Lock()
+
+        def client(i):
+            for k in range(12):
+                body = {"class": (i + k) % 10, "steps": 10, "seed": k}
+                if k % 5 == 4:
+                    body["cfg"] = -1           # a 400
+                s, _, _ = d.request("POST", "/generate", body)
+                with lock:
+                    counts[s] = counts.get(s, 0) + 1
+
+        ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        m = d.metrics()
+        total = sum(counts.values())
+        check(total == 96, "answers %s" % counts)
+        check(counts.get(429, 0) > 0, "the load never hit the queue limit: %s" % counts)
+        check(m['ditd_jobs_received_total'] == total, "received %s" % m['ditd_jobs_received_total'])
+        check(m['ditd_jobs_total{outcome="completed"}'] == counts.get(200, 0), "completed")
+        check(m['ditd_jobs_total{outcome="rejected"}'] == counts.get(429, 0) + counts.get(400, 0),
+              "rejected")
+        check(m['ditd_jobs_rejected_total{reason="queue_full"}'] == counts.get(429, 0), "queue_full")
+        check(m['ditd_jobs_rejected_total{reason="invalid"}'] == counts.get(400, 0), "invalid")
+        for code in (200, 400, 429):
+            key = 'ditd_http_requests_total{endpoint="generate",code="%d"}' % code
+            check(m.get(key, 0) == counts.get(code, 0), key)
+        check(m["ditd_images_generated_total"] == counts.get(200, 0), "images")
+        check(m["ditd_queue_depth"] == 0 and m["ditd_jobs_running"] == 0, "idle gauges")
+        promtool = shutil.which("promtool")
+        if promtool:
+            _, _, page = d.request("GET", "/metrics")
+            out = subprocess.run([promtool, "check", "metrics"], input=page, capture_output=True,
+                                 timeout=30)
+            check(out.returncode == 0, "promtool: %s %s" % (out.stdout, out.stderr))
+
+
+@test
+def validation_and_framing(a):
+    """Field-level 400s, 413 before the body, framing the app must refuse, 404/405."""
+    with Daemon(a.ditd, a.model, "--max-body", "1k") as d:
+        d.wait_ready()
+        bad = [({"class": 1.5}, "class"), ({"class": 1, "cfg": -1}, "cfg"),
+               ({"class": 1, "cfg": "inf"}, "cfg"), ({"class": 1, "sampler": "euler"}, "sampler"),
+               ({"class": 99}, "class"), ({"class": 1, "steps": 0}, "steps"),
+               ({"class": 1, "n": 100}, "n"), ({"class": 1, "bogus": 1}, "bogus"),
+               ({"cfg": 4}, "class")]
+        for body, field in bad:
+            s, _, b = d.json("POST", "/generate", body)
+            check(s == 400 and b["error"]["param"] == field, "%s -> %d %s" % (body, s, b))
+            check(b["error"]["type"] == "invalid_request_error", "type")
+        s, _, b = d.json("POST", "/generate", '{"class":1,"cfg":NaN}')
+        check(s == 400, "NaN -> %d" % s)
+        s, _, b = d.json("POST", "/generate", "x" * 2000)
+        check(s == 413 and b["error"]["type"] == "payload_too_large", "413 %d" % s)
+
+        def raw(head, body=b""):
+            sock = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            sock.sendall(head.encode() + body)
+            data = sock.recv(65536)
+            sock.close()
+            return int(data.split(b" ", 2)[1])
+
+        t0 = time.time()
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n") == 413,
+              "CL over cap")
+        check(time.time() - t0 < 1, "413 waited for the body")
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+                  "Content-Length: 5\r\n\r\n", b'{"class":1}') == 400, "duplicate CL")
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n", b'{"class":1}') == 400, "CL + TE")
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n") == 501,
+              "TE gzip")
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data\r\n"
+                  "Content-Length: 11\r\n\r\n", b'{"class":1}') == 415, "415")
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "b\r\n{\"class\":1}\r\n0\r\n\r\n") == 200, "chunked body")
+        check(d.request("GET", "/nope")[0] == 404, "404")
+        s, h, _ = d.request("GET", "/generate")
+        check(s == 405 and h["allow"] == "POST", "405")
+        check(d.request("GET", "/jobs/0123456789abcdef")[0] == 404, "unknown job")
+        s, _, info = d.json("GET", "/info")
+        check(s == 200 and info["model"]["num_classes"] == 10, "info")
+        check(info["limits"]["max_body"] == 1024 and info["defaults"]["cfg"] == 4.0, "info limits")
+        s, _, cl = d.json("GET", "/classes")
+        check(cl["classes"][7]["name"] == "sneaker", "classes")
+
+
+@test
+def auth_and_cors(a):
+    """API keys (Bearer, constant-time compare), public health and metrics, CORS allow-list."""
+    with Daemon(a.ditd, a.model, "--api-keys", "k1,secret-two",
+                "--cors-origins", "https://ui.example") as d:
+        d.wait_ready()
+        s, h, b = d.json("POST", "/generate", {"class": 1})
+        check(s == 401 and b["error"]["type"] == "authentication_error", "no key")
+        check(h.get("www-authenticate") == "Bearer", "challenge")
+        check(d.request("POST", "/generate", {"class": 1},
+                        {"Authorization": "Bearer secret-twO"})[0] == 401, "wrong key")
+        check(d.request("POST", "/generate", {"class": 1},
+                        {"Authorization": "Bearer secret-two"})[0] == 200, "right key")
+        check(d.request("POST", "/generate", {"class": 1}, {"X-Api-Key": "k1"})[0] == 200, "x-api-key")
+        check(d.request("GET", "/health/live")[0] == 200, "health public")
+        check(d.request("GET", "/metrics")[0] == 200, "metrics public")
+        check(d.request("GET", "/info")[0] == 401, "info private")
+        s, h, _ = d.request("OPTIONS", "/generate", None, {"Origin": "https://ui.example",
+                                                           "Access-Control-Request-Method": "POST"})
+        check(s == 204 and h["access-control-allow-origin"] == "https://ui.example", "preflight")
+        s, h, _ = d.request("GET", "/health/live", None, {"Origin": "https://evil.example"})
+        check("access-control-allow-origin" not in h, "origin not allowed")
+        m = d.metrics()
+        check(m['ditd_jobs_rejected_total{reason="unauthorized"}'] == 2, "unauthorized count")
+
+
+@test
+def jobs_api(a):
+    """Jobs: 202 + Location, events resumable with Last-Event-ID, images, TTL then 410."""
+    with Daemon(a.ditd, a.model, "--job-ttl", "1") as d:
+        d.wait_ready()
+        s, h, j = d.json("POST", "/jobs", {"class": 3, "n": 2, "steps": 10, "seed": 8})
+        check(s == 202, "202")
+        loc = h["location"]
+        c = d.conn()
+        c.request("GET", loc + "/events")
+        evs = list(sse_events(c.getresponse()))
+        c.close()
+        check(evs[-1][1] == "done" and sum(1 for e in evs if e[1] == "image") == 2, "events")
+        c = d.conn()
+        c.request("GET", loc + "/events", headers={"Last-Event-ID": evs[-3][0]})
+        tail = list(sse_events(c.getresponse()))
+        c.close()
+        check([e[0] for e in tail] == [e[0] for e in evs[-2:]], "resume after %s" % evs[-3][0])
+        s, _, j = d.json("GET", loc)
+        check(j["status"] == "completed" and len(j["images"]) == 2, "job %s" % j)
+        s, h, png = d.request("GET", j["images"][1]["url"])
+        check(s == 200 and is_png(png) and h["x-seed"] == "8", "image 1")
+        image_event = [e for e in evs if e[1] == "image" and e[2]["index"] == 1][0]
+        check(png_from_b64(image_event[2]["b64"]) == png, "event image == url image")
+        check(d.request("GET", loc + "/images/2.png")[0] == 404, "image 2 of 2")
+        deadline = time.time() + 5
+        while time.time() < deadline and d.request("GET", loc)[0] != 410:
+            time.sleep(0.1)
+        check(d.request("GET", loc)[0] == 410, "expired job should be 410")
+
+
+@test
+def deadline_504(a):
+    """A request that outlives its deadline gets 504."""
+    with Daemon(a.ditd, a.model, env={"DITD_TEST_STEP_DELAY_MS": "20"}) as d:
+        d.wait_ready()
+        t0 = time.time()
+        s, _, b = d.json("POST", "/generate", {"class": 1, "steps": 1000, "deadline_ms": 300})
+        check(s == 504 and b["error"]["type"] == "deadline_exceeded", "%d %s" % (s, b))
+        check(time.time() - t0 < 2, "504 late")
+
+
+@test
+def systemd_notify(a):
+    """READY=1 after load, WATCHDOG=1 pings, STATUS=, STOPPING=1 on SIGTERM (abstract socket)."""
+    name = "@ditd-test-%d" % os.getpid()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name[1:])
+    sock.settimeout(0.2)
+    msgs = []
+    with Daemon(a.ditd, a.model, env={"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "400000"}) as d:
+        d.wait_ready()
+        t_end = time.time() + 1.5
+        while time.time() < t_end:
+            try:
+                msgs.append((time.time(), sock.recv(4096).decode()))
+            except socket.timeout:
+                pass
+        d.signal(signal.SIGTERM)
+        check(d.wait_exit(10) == 0, "exit")
+        try:
+            while True:
+                msgs.append((time.time(), sock.recv(4096).decode()))
+        except socket.timeout:
+            pass
+    text = [m for _, m in msgs]
+    check(sum("READY=1" in m for m in text) == 1, "READY=1 once: %s" % text)
+    pings = [t for t, m in msgs if "WATCHDOG=1" in m]
+    check(len(pings) >= 5, "watchdog pings: %d" % len(pings))
+    check(max(b - a for a, b in zip(pings, pings[1:])) < 0.4, "ping gap")
+    check(any("STATUS=" in m for m in text), "STATUS")
+    check(any("STOPPING=1" in m for m in text), "STOPPING=1")
+
+
+@test
+def reload_sighup(a):
+    """SIGHUP re-reads the file: reloadable keys apply, the others are reported."""
+    conf = "[queue]\nmax_queue = 5\n"
+    with Daemon(a.ditd, a.model, conf=conf) as d:
+        d.wait_ready()
+        check(d.json("GET", "/info")[2]["limits"]["max_queue"] == 5, "from the file")
+        with open(d.conf, "w") as f:
+            f.write("[queue]\nmax_queue = 7\n[compute]\nmax_batch = 4\n")
+        d.signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and d.json("GET", "/info")[2]["limits"]["max_queue"] != 7:
+            time.sleep(0.05)
+        check(d.json("GET", "/info")[2]["limits"]["max_queue"] == 7, "reloaded")
+        check("max_batch changed but needs a restart" in d.logs(), "restart note")
+        check(d.metrics()["ditd_queue_capacity"] == 7, "capacity gauge")
+
+
+@test
+def cli(a):
+    """--help lists every flag; a bad flag or file fails with a message; --probe works."""
+    out = subprocess.run([a.ditd, "--help"], capture_output=True, timeout=30)
+    check(out.returncode == 0 and b"--max-batch" in out.stdout and b"--drain-timeout" in out.stdout,
+          "help")
+    out = subprocess.run([a.ditd, "--workers", "x"], capture_output=True, timeout=30)
+    check(out.returncode == 2 and b"workers" in out.stderr, "bad flag")
+    with Daemon(a.ditd, a.model) as d:
+        d.wait_ready()
+        out = subprocess.run([a.ditd, "--probe", "--listen", "127.0.0.1:%d" % d.port],
+                             capture_output=True, timeout=30)
+        check(out.returncode == 0, "probe ready: %s" % out.stderr)
+    out = subprocess.run([a.ditd, "--probe", "--listen", "127.0.0.1:1"], capture_output=True,
+                         timeout=30)
+    check(out.returncode == 1, "probe of nothing")
+    bad_model = os.path.join(a.workdir, "no-such-model")
+    p = subprocess.run([a.ditd, "--listen", "127.0.0.1:0", "--model", bad_model],
+                       capture_output=True, timeout=60)
+    check(p.returncode == 1 and b"cannot load the model" in p.stderr, "bad model: %s" % p.stderr)
+
+
+@test
+def systemd_unit(a):
+    """systemd/ditd.service scores <= 2.0 in systemd-analyze security."""
+    tool = shutil.which("systemd-analyze")
+    unit = os.path.join(os.path.dirname(__file__), "..", "..", "systemd", "ditd.service")
+    if not tool:
+        print("SKIP: no systemd-analyze")
+        return 77
+    out = subprocess.run([tool, "security", "--offline=yes", "--threshold=20", unit],
+                         capture_output=True, timeout=60)
+    check(out.returncode == 0, "score above 2.0:\n%s%s" % (out.stdout.decode()[-3000:],
+                                                           out.stderr.decode()))
+    print(out.stdout.decode().strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ditd", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("name", choices=sorted(TESTS))
+    a = ap.parse_args()
+    if a.name != "systemd_unit":
+        a.model = ensure_model(a.workdir)
+    rc = TESTS[a.name](a)
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
