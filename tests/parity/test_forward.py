@@ -14,17 +14,18 @@ from pyref import export
 T = [999, 0, 17, 500, 999]
 
 
-def batch(m, seed):
+def batch(m, seed, rows=len(T)):
     rng = np.random.default_rng(seed)
-    n = len(T)
-    x = rng.standard_normal((n, m.in_channels, m.input_size, m.input_size)).astype(np.float32)
+    x = rng.standard_normal((rows, m.in_channels, m.input_size, m.input_size)).astype(np.float32)
     nc = m.num_classes
     y = [3 % nc, nc, 0, nc - 1, nc]
-    return x, np.array(T), np.array(y)
+    if rows == len(T):
+        return x, np.array(T), np.array(y)
+    return x, rng.integers(0, 1000, rows), rng.integers(0, nc + 1, rows)
 
 
 def run_case(h, name, arch, layout="original", numerics=ORIGINAL, config=None, dtype="F32",
-             pos_embed=True, power=None, seed=1):
+             pos_embed=True, power=None, seed=1, rows=len(T)):
     """Export a random DiT, run `dit forward`, compare with the reference computed with
     `numerics`. `power`: (label, other numerics) -- a variant the test must be able to tell
     apart from the expected one."""
@@ -35,7 +36,7 @@ def run_case(h, name, arch, layout="original", numerics=ORIGINAL, config=None, d
     d = h.path(name.replace(" ", "_"), "model")[:-len("/model")]
     export.write_model(d, m, vae, layout=layout, dtype=dtype, config_extra=config,
                        pos_embed=pos_embed)
-    x, t, y = batch(m, seed)
+    x, t, y = batch(m, seed, rows)
     xin = save_npy(h.path(name.replace(" ", "_"), "x.npy"), x)
     out = h.path(name.replace(" ", "_"), "out.npy")
     h.run_dit(["forward", "--model", d, "--x", xin, "--t", ",".join(map(str, t)),
@@ -85,6 +86,8 @@ def main():
               num_classes=1000)
     h.case("original XL width (1152, 16 heads), depth 1, 256 tokens", run_case, h, "orig_xl",
            xl)
+    h.case("original batch of 21 rows, random t and y", run_case, h, "orig_rows21", odd,
+           rows=21)
     h.case("original patch 3, 9x9 latent, head_dim 8", run_case, h, "orig_p3", p3)
     h.case("diffusers head_dim 72, 256 tokens, 1000 classes", run_case, h, "diff_hd72", hd72,
            layout="diffusers", numerics=DIFFUSERS)
