@@ -47,6 +47,7 @@ int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int ma
         pthread_mutex_destroy(&s->mu);
         return -ENOMEM;
     }
+    atomic_init(&s->abort_reason, -1);
     s->model = m;
     s->max_rows = max_rows;
     s->max_queue = max_queue;
@@ -234,7 +235,8 @@ void sched_cancel_all(struct sched *s, int reason)
             job_unref(batch[i]);
         }
     } while (n == 64);
-    /* Running images are dropped by their workers: flag them. */
+    /* Running images are dropped by their workers before their next step. */
+    atomic_store(&s->abort_reason, reason);
     pthread_mutex_lock(&s->mu);
     s->closing = true;
     pthread_cond_broadcast(&s->cv);
@@ -427,10 +429,13 @@ static void start_images(struct sched *s, struct wstate *ws)
 static void drop_cancelled(struct sched *s, struct wstate *ws)
 {
     int64_t now = job_now_ns();
+    int abort_reason = atomic_load(&s->abort_reason);
 
     for (int i = 0; i < ws->n;) {
         struct job *j = ws->slots[i].job;
 
+        if (!atomic_load(&j->cancel) && abort_reason >= 0)
+            sched_cancel(s, j, abort_reason);
         if (!atomic_load(&j->cancel) && j->deadline_ns && now > j->deadline_ns)
             sched_cancel(s, j, CANCEL_DEADLINE);
         if (atomic_load(&j->cancel))

@@ -34,6 +34,7 @@ struct sched {
     int max_queue;
     int running_jobs;           /* jobs with live images */
     bool closing;               /* workers exit once idle */
+    _Atomic int abort_reason;   /* -1, or the reason every running job is cancelled with */
     const struct ditd_model *model;
     int max_rows;
     const char *model_name;

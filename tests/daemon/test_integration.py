@@ -439,9 +439,9 @@ def systemd_notify(a):
     sock.bind("\0" + name[1:])
     sock.settimeout(0.2)
     msgs = []
-    with Daemon(a.ditd, a.model, env={"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "400000"}) as d:
+    with Daemon(a.ditd, a.model, env={"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "2000000"}) as d:
         d.wait_ready()
-        t_end = time.time() + 1.5
+        t_end = time.time() + 3.2
         while time.time() < t_end:
             try:
                 msgs.append((time.time(), sock.recv(4096).decode()))
@@ -457,8 +457,9 @@ def systemd_notify(a):
     text = [m for _, m in msgs]
     check(sum("READY=1" in m for m in text) == 1, "READY=1 once: %s" % text)
     pings = [t for t, m in msgs if "WATCHDOG=1" in m]
-    check(len(pings) >= 5, "watchdog pings: %d" % len(pings))
-    check(max(b - a for a, b in zip(pings, pings[1:])) < 0.4, "ping gap")
+    check(len(pings) >= 3, "watchdog pings: %d" % len(pings))
+    # Half the interval is 1.0 s; systemd would act only after 2.0 s.
+    check(max(b - a for a, b in zip(pings, pings[1:])) < 1.0, "ping gap")
     check(any("STATUS=" in m for m in text), "STATUS")
     check(any("STOPPING=1" in m for m in text), "STOPPING=1")
 
