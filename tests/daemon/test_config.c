@@ -43,7 +43,7 @@ static void report_cb(const char *key, bool applied, void *arg)
     strcat(out, applied ? "+ " : "- ");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct config c, next;
     char err[CONFIG_ERR_LEN];
@@ -161,6 +161,19 @@ int main(void)
 
     config_list_foreach(" a, b ,,c ", count_item, &n);
     CHECK_EQ_INT(n, 3);
+
+    /* conf/ditd.conf documents every key with its default. */
+    if (argc > 1) {
+        struct config def;
+
+        config_defaults(&def);
+        config_defaults(&c);
+        rc = config_load_file(&c, argv[1], err, sizeof(err));
+        CHECK_EQ_INT(rc, 0);
+        if (rc)
+            fprintf(stderr, "%s\n", err);
+        CHECK(memcmp(&c, &def, sizeof(c)) == 0);
+    }
 
     unlink(write_file("a.conf", ""));
     unlink(write_file("b.conf", ""));
