@@ -83,16 +83,20 @@ static void rows_run(const struct ops_ctx *c, struct rows_job *job, long work)
 struct gemm_job {
     float *out;
     const float *in, *w, *b;
-    int ldo, ldi, M, K, N, tiles_n;
+    int ldo, ldi, M, K, N;  /* M rows per sample */
+    int tiles_m, tiles_n;   /* tiles per sample */
 };
 
 static void gemm_tile(void *arg, int task, int thread)
 {
     const struct gemm_job *j = arg;
-    const int m0 = (task / j->tiles_n) * TILE_M, n0 = (task % j->tiles_n) * TILE_N;
+    const int per_sample = j->tiles_m * j->tiles_n, sample = task / per_sample;
+    const int tile = task % per_sample;
+    const int m0 = (tile / j->tiles_n) * TILE_M, n0 = (tile % j->tiles_n) * TILE_N;
     const int mm = j->M - m0 < TILE_M ? j->M - m0 : TILE_M;
     const int nn = j->N - n0 < TILE_N ? j->N - n0 : TILE_N;
-    float *out = j->out + (size_t)m0 * j->ldo + n0;
+    const size_t row = (size_t)sample * j->M + m0;
+    float *out = j->out + row * j->ldo + n0;
     (void)thread;
 
     if (j->b) {
@@ -100,7 +104,7 @@ static void gemm_tile(void *arg, int task, int thread)
             memcpy(out + (size_t)i * j->ldo, j->b + n0, sizeof(float) * (size_t)nn);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mm, nn, j->K, 1.0f,
-                j->in + (size_t)m0 * j->ldi, j->ldi, j->w + (size_t)n0 * j->K, j->K,
+                j->in + row * j->ldi, j->ldi, j->w + (size_t)n0 * j->K, j->K,
                 j->b ? 1.0f : 0.0f, out, j->ldo);
 }
 
@@ -109,22 +113,20 @@ static int tiles(int n, int tile)
     return (n + tile - 1) / tile;
 }
 
-void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
-                const float *w, const float *b, int M, int K, int N)
-{
-    struct gemm_job job = {
-        .out = out, .in = in, .w = w, .b = b, .ldo = ldo, .ldi = ldi, .M = M, .K = K, .N = N,
-        .tiles_n = tiles(N, TILE_N),
-    };
-    team_run(c->team, gemm_tile, &job, tiles(M, TILE_M) * job.tiles_n);
-}
-
 void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                         const float *w, const float *b, int samples, int rows, int K, int N)
 {
-    for (int s = 0; s < samples; s++)
-        ops_linear(c, out + (size_t)s * rows * ldo, ldo, in + (size_t)s * rows * ldi, ldi,
-                   w, b, rows, K, N);
+    struct gemm_job job = {
+        .out = out, .in = in, .w = w, .b = b, .ldo = ldo, .ldi = ldi, .M = rows, .K = K, .N = N,
+        .tiles_m = tiles(rows, TILE_M), .tiles_n = tiles(N, TILE_N),
+    };
+    team_run(c->team, gemm_tile, &job, samples * job.tiles_m * job.tiles_n);
+}
+
+void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                const float *w, const float *b, int M, int K, int N)
+{
+    ops_linear_samples(c, out, ldo, in, ldi, w, b, 1, M, K, N);
 }
 
 /* Dot product with 16 partial sums in a fixed order (vectorises, and gives

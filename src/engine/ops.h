@@ -25,11 +25,11 @@ struct ops_ctx {
 void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                 const float *w, const float *b, int M, int K, int N);
 
-/* The same product computed per sample: `samples` blocks of `rows` rows
- * each, one sgemm per block. OpenBLAS picks different kernels (with
- * different rounding) for different matrix heights, so a batched product
- * would make a row's result depend on the batch; per-sample calls keep
- * every image independent of what it is batched with. */
+/* The same product computed per sample: `samples` blocks of `rows` rows,
+ * each tiled on its own. OpenBLAS picks different kernels (with different
+ * rounding) for different matrix heights, so one product over the whole
+ * batch would make a row's result depend on the batch; per-sample tiles
+ * keep every image independent of what it is batched with. */
 void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                         const float *w, const float *b, int samples, int rows, int K, int N);
 
