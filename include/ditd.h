@@ -121,6 +121,9 @@ struct ditd_bench_result {
 };
 int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
                        int iterations, struct ditd_bench_result *out, char *err, size_t errlen);
+/* The same for the DiT of a loaded model. */
+int ditd_bench_model(const struct ditd_model *m, int batch, int threads, int iterations,
+                     struct ditd_bench_result *out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * Generation parameters of one image.

@@ -111,8 +111,10 @@ int cmd_info(int argc, char **argv)
 static const char bench_help[] =
     "usage: dit bench --config XL/2 [--image-size 256] [--batch 1,4,8] [--threads T]\n"
     "                 [--iterations N] [--json]\n"
+    "       dit bench --model DIR [--batch ...] ...\n"
     "\n"
-    "Times DiT forward passes with random weights (no files needed) and OpenBLAS sgemm\n"
+    "Times DiT forward passes, with random weights for --config (no files needed) or\n"
+    "the weights of a model directory, and OpenBLAS sgemm (with its own threading)\n"
     "alone on the same matrix shapes in the same run. Reports ms per forward, achieved\n"
     "GFLOP/s (2 x MACs / time) and the sgemm GFLOP/s; their ratio is the efficiency.\n";
 
@@ -122,15 +124,18 @@ int cmd_bench(int argc, char **argv)
         { "config", required_argument, 0, 'c' }, { "image-size", required_argument, 0, 'i' },
         { "batch", required_argument, 0, 'b' }, { "threads", required_argument, 0, 't' },
         { "iterations", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "model", required_argument, 0, 'm' }, { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
     };
-    const char *config = "XL/2", *batches = "1";
+    const char *config = "XL/2", *batches = "1", *model_dir = NULL;
+    struct ditd_model *model = NULL;
     long long size = 256, threads = cli_default_threads(), iters = 5;
     int json = 0, ch, *batch = NULL, nbatch = 0;
 
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
+        case 'm': model_dir = optarg; break;
         case 'b': batches = optarg; break;
         case 'j': json = 1; break;
         case 'i': if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2; break;
@@ -142,6 +147,14 @@ int cmd_bench(int argc, char **argv)
     }
     if (cli_int_list(batches, 1, 256, "--batch", &batch, &nbatch) != 0)
         return 2;
+    if (model_dir) {
+        if (!(model = cli_model(model_dir))) {
+            free(batch);
+            return 1;
+        }
+        config = ditd_model_info(model)->name;
+        size = ditd_model_info(model)->image_size;
+    }
     if (json)
         printf("{\"config\": \"%s\", \"image_size\": %lld, \"threads\": %lld, \"blas_core\": \"%s\", "
                "\"results\": [", config, size, threads, ditd_blas_core());
@@ -152,9 +165,13 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < nbatch; i++) {
         struct ditd_bench_result r;
         char err[DITD_ERR_LEN];
-        if (ditd_bench_forward(config, (int)size, batch[i], (int)threads, (int)iters, &r,
-                               err, sizeof(err)) != 0) {
+        int rc = model ? ditd_bench_model(model, batch[i], (int)threads, (int)iters, &r,
+                                          err, sizeof(err))
+                       : ditd_bench_forward(config, (int)size, batch[i], (int)threads,
+                                            (int)iters, &r, err, sizeof(err));
+        if (rc != 0) {
             free(batch);
+            ditd_model_free(model);
             return cli_fail("%s", err);
         }
         if (json)
@@ -172,5 +189,6 @@ int cmd_bench(int argc, char **argv)
     if (json)
         printf("]}\n");
     free(batch);
+    ditd_model_free(model);
     return 0;
 }

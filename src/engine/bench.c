@@ -129,27 +129,23 @@ void dit_weights_free(float *mem, struct dit_weights *w)
     w->blocks = NULL;
 }
 
-int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
-                       int iterations, struct ditd_bench_result *out, char *err, size_t errlen)
+/* Time forwards of (c, w) against sgemm on the same shapes. */
+static int bench_run(const struct dit_config *c, const struct dit_weights *w, int batch,
+                     int threads, int iterations, struct ditd_bench_result *out,
+                     char *err, size_t errlen)
 {
-    struct dit_config c;
-    struct dit_weights w = { 0 };
     struct dit_state s = { 0 };
     struct team *team = NULL;
-    float *weights = NULL, *x = NULL, *y_out = NULL, *ga = NULL, *gb = NULL, *gc = NULL;
-    int *t = NULL, *y = NULL, rc;
+    float *x = NULL, *y_out = NULL, *ga = NULL, *gb = NULL, *gc = NULL;
+    int *t = NULL, *y = NULL, rc = DITD_ENOMEM;
     double *fwd_ms = NULL, *gemm_ms = NULL;
 
-    if ((rc = model_arch_config(config, image_size, 1000, &c, err, errlen)))
-        return rc;
     if (batch < 1 || batch > 256 || threads < 1 || iterations < 1) {
         snprintf(err, errlen, "batch must be 1..256, threads and iterations positive");
         return DITD_EINVAL;
     }
-    rc = DITD_ENOMEM;
-    const size_t lat = (size_t)c.in_channels * c.input_size * c.input_size;
-    const size_t M = (size_t)batch * c.seq, D = (size_t)c.hidden, F = (size_t)c.mlp_hidden;
-    weights = dit_weights_random(&c, &w, 0x9e3779b97f4a7c15ULL);
+    const size_t lat = (size_t)c->in_channels * c->input_size * c->input_size;
+    const size_t M = (size_t)batch * c->seq, D = (size_t)c->hidden, F = (size_t)c->mlp_hidden;
     x = malloc(sizeof(float) * lat * batch);
     y_out = malloc(sizeof(float) * lat * 2 * batch);
     t = malloc(sizeof(int) * batch);
@@ -159,9 +155,9 @@ int ditd_bench_forward(const char *config, int image_size, int batch, int thread
     gc = malloc(sizeof(float) * M * F);
     fwd_ms = malloc(sizeof(double) * iterations);
     gemm_ms = malloc(sizeof(double) * iterations);
-    if (!weights || !x || !y_out || !t || !y || !ga || !gb || !gc || !fwd_ms || !gemm_ms ||
-        team_new(&team, threads) != 0 || dit_state_init(&s, &c, batch, threads) != 0) {
-        snprintf(err, errlen, "out of memory for the %s benchmark", config);
+    if (!x || !y_out || !t || !y || !ga || !gb || !gc || !fwd_ms || !gemm_ms ||
+        team_new(&team, threads) != 0 || dit_state_init(&s, c, batch, threads) != 0) {
+        snprintf(err, errlen, "out of memory for the benchmark");
         goto out;
     }
     uint64_t st = 42;
@@ -170,24 +166,24 @@ int ditd_bench_forward(const char *config, int image_size, int batch, int thread
     fill_random(gb, F * D, &st);
     for (int i = 0; i < batch; i++) {
         t[i] = (i * 997 + 13) % 1000;
-        y[i] = (i * 37) % 1000;
+        y[i] = (i * 37) % (c->num_classes + 1);
     }
     struct ops_ctx ops = { .team = team };
     blas_set_threads(1);
 
     /* One warm-up of each, then alternate so drift hits both alike. */
-    dit_forward(&c, &w, &s, &ops, x, t, y, batch, y_out);
-    time_gemms(&c, batch, threads, ga, gb, gc);
+    dit_forward(c, w, &s, &ops, x, t, y, batch, y_out);
+    time_gemms(c, batch, threads, ga, gb, gc);
     for (int i = 0; i < iterations; i++) {
         double t0 = now_ms();
-        dit_forward(&c, &w, &s, &ops, x, t, y, batch, y_out);
+        dit_forward(c, w, &s, &ops, x, t, y, batch, y_out);
         fwd_ms[i] = now_ms() - t0;
-        gemm_ms[i] = time_gemms(&c, batch, threads, ga, gb, gc);
+        gemm_ms[i] = time_gemms(c, batch, threads, ga, gb, gc);
     }
     int64_t params;
     double macs;
-    dit_count(&c, &params, &macs);
-    const double gemm_macs = (double)c.depth * (double)M * (4.0 * D * D + 2.0 * F * D);
+    dit_count(c, &params, &macs);
+    const double gemm_macs = (double)c->depth * (double)M * (4.0 * D * D + 2.0 * F * D);
     out->ms_per_forward = median(fwd_ms, iterations);
     out->gflops = 2.0 * macs * batch / (out->ms_per_forward * 1e6);
     out->sgemm_gflops = 2.0 * gemm_macs / (median(gemm_ms, iterations) * 1e6);
@@ -197,7 +193,6 @@ int ditd_bench_forward(const char *config, int image_size, int batch, int thread
 out:
     dit_state_free(&s);
     team_free(team);
-    dit_weights_free(weights, &w);
     free(x);
     free(y_out);
     free(t);
@@ -208,4 +203,28 @@ out:
     free(fwd_ms);
     free(gemm_ms);
     return rc;
+}
+
+int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
+                       int iterations, struct ditd_bench_result *out, char *err, size_t errlen)
+{
+    struct dit_config c;
+    struct dit_weights w = { 0 };
+    int rc = model_arch_config(config, image_size, 1000, &c, err, errlen);
+    if (rc)
+        return rc;
+    float *weights = dit_weights_random(&c, &w, 0x9e3779b97f4a7c15ULL);
+    if (!weights) {
+        snprintf(err, errlen, "out of memory for %s weights", config);
+        return DITD_ENOMEM;
+    }
+    rc = bench_run(&c, &w, batch, threads, iterations, out, err, errlen);
+    dit_weights_free(weights, &w);
+    return rc;
+}
+
+int ditd_bench_model(const struct ditd_model *m, int batch, int threads, int iterations,
+                     struct ditd_bench_result *out, char *err, size_t errlen)
+{
+    return bench_run(&m->dit, &m->dw, batch, threads, iterations, out, err, errlen);
 }
