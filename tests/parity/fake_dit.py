@@ -143,6 +143,13 @@ def load_vae(model):
     return v
 
 
+def write_png(path, x):
+    """(3, H, W) decoder output -> 8-bit PNG, u8 = trunc(clamp(127.5 x + 128, 0, 255))."""
+    from PIL import Image
+    v = np.clip(np.float32(127.5) * x + np.float32(128.0), 0, 255).astype(np.uint8)
+    Image.fromarray(v.transpose(1, 2, 0)).save(path)
+
+
 def save(path, a, dtype="<f4"):
     with open(path, "wb") as f:
         np.lib.format.write_array(f, np.ascontiguousarray(a, dtype=dtype), version=(1, 0))
@@ -166,6 +173,10 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=1)
     p.add_argument("--latent-out")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--outdir")
+    p.add_argument("--quiet", action="store_true")
     p.add_argument("-o", dest="out")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -184,17 +195,27 @@ def main():
         load_dit(a.model)
         v = load_vae(a.model)
         z = torch.from_numpy(np.load(a.latent)) / v.scaling_factor
-        save(a.out, v.decode(z).numpy())
+        if a.out.endswith(".png"):
+            write_png(a.out, v.decode(z).numpy()[0])
+        else:
+            save(a.out, v.decode(z).numpy())
     elif a.cmd == "generate":
         m, gc = load_dit(a.model)
-        load_vae(a.model)
+        v = load_vae(a.model)
         fn = lambda x, t, y: m(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(y)).numpy()
         z = diffusion.sample(fn, diffusion.Schedule(a.steps, a.spacing), a.sampler,
                              [a.cls] * a.n, a.cfg, a.seed,
                              (m.in_channels, m.input_size, m.input_size), m.num_classes, gc,
                              eta=a.eta)
-        save(a.latent_out, z)
-        open(a.out, "wb").close()
+        if a.latent_out:
+            save(a.latent_out, z)
+        img = v.decode(torch.from_numpy(z) / v.scaling_factor).numpy()
+        if a.outdir:
+            os.makedirs(a.outdir, exist_ok=True)
+            for k in range(len(img)):
+                write_png(os.path.join(a.outdir, "%06d.png" % k), img[k])
+        else:
+            write_png(a.out, img[0])
     else:
         die("unknown command " + a.cmd)
 
