@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -18,12 +19,27 @@ static const char info_help[] =
     "--config takes a paper configuration (S, B, L, XL with patch 2, 4 or 8) and\n"
     "needs no weights; --model describes a model directory, its classes included.\n";
 
+/* Resident set size of this process in bytes, 0 when unknown. */
+static long long rss_bytes(void)
+{
+    long long pages_total, pages_resident;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%lld %lld", &pages_total, &pages_resident);
+    fclose(f);
+    return n == 2 ? pages_resident * sysconf(_SC_PAGESIZE) : 0;
+}
+
 static const char *const block_names[] = { "adaln_zero", "adaln", "cross_attention", "in_context" };
 
-static void print_model(const struct ditd_model_info *i, int json)
+static void print_model(const struct ditd_model_info *i, int json, long long rss_before,
+                        long long rss_after)
 {
     if (json) {
-        printf("{\"name\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
+        printf("{\"rss_before_load\": %lld, \"rss_after_load\": %lld, \"weight_bytes\": %lld, ",
+               rss_before, rss_after, (long long)i->weight_bytes);
+        printf("\"name\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
                "\"image_size\": %d, \"latent_size\": %d, \"latent_channels\": %d, \"patch\": %d, "
                "\"depth\": %d, \"hidden\": %d, \"heads\": %d, \"num_classes\": %d, "
                "\"learn_sigma\": %s, \"guidance_channels\": %d, \"params\": %lld, "
@@ -56,6 +72,8 @@ static void print_model(const struct ditd_model_info *i, int json)
            (long long)i->dit_params, i->dit_gmacs);
     printf("VAE decoder %lld parameters, %.2f GMAC per image\n", (long long)i->vae_params,
            i->vae_gmacs);
+    printf("memory      %.1f MB of weights in use; resident %.1f MB after loading "
+           "(%.1f MB before)\n", i->weight_bytes / 1e6, rss_after / 1e6, rss_before / 1e6);
     printf("classes     %d:", i->num_classes);
     for (int c = 0; c < i->num_classes && c < 20; c++)
         printf(" %d=%s", c, i->class_names[c] ? i->class_names[c] : "?");
@@ -100,10 +118,11 @@ int cmd_info(int argc, char **argv)
                    config, size, a.depth, a.hidden, a.heads, a.patch, (long long)a.params, a.gmacs);
         return 0;
     }
+    const long long before = rss_bytes();
     struct ditd_model *m = cli_model(model);
     if (!m)
         return 1;
-    print_model(ditd_model_info(m), json);
+    print_model(ditd_model_info(m), json, before, rss_bytes());
     ditd_model_free(m);
     return 0;
 }
