@@ -620,13 +620,16 @@ int api_init(struct server *s)
 int api_model_ready(struct server *s)
 {
     json_t *a = json_array();
+    json_t *o;
 
     for (int i = 0; i < s->info->num_classes; i++) {
         const char *name = s->info->class_names ? s->info->class_names[i] : NULL;
 
         json_array_append_new(a, json_pack("{s:i,s:s?}", "id", i, "name", name));
     }
-    s->classes_json = json_dumps(json_pack("{s:o}", "classes", a), JSON_COMPACT);
+    o = json_pack("{s:o}", "classes", a);
+    s->classes_json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
     return s->classes_json ? 0 : -ENOMEM;
 }
 

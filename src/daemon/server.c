@@ -331,8 +331,13 @@ int server_run(struct server *s)
     s->house.data = s->watchdog.data = s->drain.data = s;
     uv_timer_start(&s->house, house_cb, HOUSE_MS, HOUSE_MS);
     s->watchdog_usec = notify_watchdog_usec();
-    if (s->watchdog_usec)
-        uv_timer_start(&s->watchdog, watchdog_cb, 0, s->watchdog_usec / 2000 ? s->watchdog_usec / 2000 : 1);
+    if (s->watchdog_usec) {
+        /* A third of the interval (systemd asks for at least half), so a
+         * late loop iteration does not make a ping late. */
+        uint64_t ms = s->watchdog_usec / 3000;
+
+        uv_timer_start(&s->watchdog, watchdog_cb, 0, ms ? ms : 1);
+    }
     uv_signal_init(s->loop, &s->sigterm);
     uv_signal_init(s->loop, &s->sigint);
     uv_signal_init(s->loop, &s->sighup);
