@@ -22,7 +22,7 @@ static const char decode_help[] =
     "usage: dit decode --model DIR --latent z.npy -o out.npy|out.png\n"
     "\n"
     "Runs the VAE decoder on latents z (N, C, L, L) float32 as sampled (the tool divides\n"
-    "by the scaling factor). .npy output holds the raw decoder output (N, 3, H, W);\n"
+    "by the scaling factor). .npy output holds the raw decoder output (N, channels, H, W);\n"
     ".png output holds the first image mapped to 8 bits.\n";
 
 static const char schedule_help[] =
