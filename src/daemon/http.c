@@ -509,9 +509,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         s->active++;
         begin(r);
         if (r->response)
-            return queue_pending(r);
-        if (strcmp(method, "POST") == 0)
-            return MHD_YES;     /* the body comes in the next calls */
+            return queue_pending(r);    /* refusals close the connection anyway */
+        /* Answer on a later call, once MHD has the whole request: a response
+         * queued on the first call makes 0.9.75 close the connection. */
+        return MHD_YES;
     }
     if (*upload_size) {
         if (buf_append(&r->body, upload_data, *upload_size) < 0) {

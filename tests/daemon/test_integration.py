@@ -228,7 +228,10 @@ def sigterm_drains(a):
         for t in ts:
             t.start()
         deadline = time.time() + 10
-        while d.metrics()["ditd_jobs_running"] < 1 and time.time() < deadline:
+        while time.time() < deadline:
+            m = d.metrics()
+            if m["ditd_jobs_received_total"] == 4 and m["ditd_jobs_running"] >= 1:
+                break
             time.sleep(0.01)
         d.signal(signal.SIGTERM)
         time.sleep(0.2)
