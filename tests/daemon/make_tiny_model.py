@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write a tiny random-weight model directory for the daemon's integration tests.
 
-    make_tiny_model.py OUTDIR
+    make_tiny_model.py OUTDIR [--input-size 8] [--hidden 32] [--depth 2] [--heads 2] [--vae 8,8]
 
 The DiT has an 8x8x4 latent, patch 2, 2 blocks of width 32 and 10 named classes; the VAE
 decoder two levels of 8 channels, so images are 16x16 and a step takes about a millisecond.
@@ -22,7 +22,18 @@ LABELS = ["tshirt, top", "trouser", "pullover", "dress", "coat", "sandal", "shir
 
 
 def main():
-    out = sys.argv[1]
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--input-size", type=int, default=RECIPE["input_size"])
+    ap.add_argument("--hidden", type=int, default=RECIPE["hidden_size"])
+    ap.add_argument("--depth", type=int, default=RECIPE["depth"])
+    ap.add_argument("--heads", type=int, default=RECIPE["num_heads"])
+    ap.add_argument("--vae", default=",".join(map(str, RECIPE["vae"])))
+    a = ap.parse_args()
+    RECIPE.update(input_size=a.input_size, hidden_size=a.hidden, depth=a.depth,
+                  num_heads=a.heads, vae=[int(v) for v in a.vae.split(",")])
+    out = a.out
     stamp = os.path.join(out, "recipe.json")
     if os.path.exists(stamp):
         with open(stamp) as f:
@@ -41,7 +52,8 @@ def main():
     export.reinit_(dit, RECIPE["seed"])
     vae = pvae.AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
                              block_out_channels=tuple(RECIPE["vae"]), layers_per_block=1,
-                             norm_num_groups=4, sample_size=16).eval()
+                             norm_num_groups=4,
+                             sample_size=RECIPE["input_size"] * 2 ** (len(RECIPE["vae"]) - 1)).eval()
     export.reinit_(vae, RECIPE["seed"] + 1000)
     export.write_model(out, dit, vae, id2label={str(i): n for i, n in enumerate(LABELS)})
     with open(stamp, "w") as f:
