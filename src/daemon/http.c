@@ -18,11 +18,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "job.h"
 #include "log.h"
+#include "net.h"
 
-#define MAX_KEYS 64
-#define KEY_MAX 256         /* bytes compared for every key, whatever its length */
 #define PROBE_MS 100        /* hang-up check of suspended connections */
 
 struct http_server {
@@ -36,9 +36,7 @@ struct http_server {
     int listen_fd;
     int active;
     struct http_req *suspended;
-    int nkeys;
-    char *keys[MAX_KEYS];
-    size_t key_len[MAX_KEYS];
+    struct auth auth;
 };
 
 static void run_mhd(struct http_server *s);
@@ -331,34 +329,12 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-/* Constant-time over KEY_MAX bytes: the work does not depend on where a
- * key differs or on its length. */
-static bool key_matches(const struct http_server *s, const char *given, size_t glen)
-{
-    unsigned ok = 0;
-
-    if (glen == 0 || glen > KEY_MAX)
-        return false;
-    for (int k = 0; k < s->nkeys; k++) {
-        unsigned diff = (unsigned)(glen ^ s->key_len[k]);
-
-        for (size_t i = 0; i < KEY_MAX; i++) {
-            unsigned a = i < glen ? (unsigned char)given[i] : 0;
-            unsigned b = (unsigned char)s->keys[k][i];   /* keys are padded to KEY_MAX */
-
-            diff |= a ^ b;
-        }
-        ok |= diff == 0;
-    }
-    return ok != 0;
-}
-
 static bool authorized(struct http_req *r)
 {
     const char *auth;
     const char *key = NULL;
 
-    if (r->srv->nkeys == 0)
+    if (!auth_enabled(&r->srv->auth))
         return true;
     if (r->ep == EP_HEALTH && r->srv->cfg->public_health)
         return true;
@@ -369,14 +345,7 @@ static bool authorized(struct http_req *r)
         key = auth + 7;
     else
         key = http_header(r, "X-Api-Key");
-    return key && key_matches(r->srv, key, strlen(key));
-}
-
-static int origin_cb(const char *item, size_t len, void *arg)
-{
-    const char *origin = arg;
-
-    return (len == 1 && item[0] == '*') || (strlen(origin) == len && strncmp(item, origin, len) == 0);
+    return key && auth_key_ok(&r->srv->auth, key, strlen(key));
 }
 
 static bool content_type_ok(const char *ct)
@@ -418,8 +387,7 @@ static void begin(struct http_req *r)
     struct framing f = { 0, NULL, 0, NULL };
     const char *origin = http_header(r, "Origin");
 
-    if (origin && s->cfg->cors_origins[0] &&
-        config_list_foreach(s->cfg->cors_origins, origin_cb, (void *)origin))
+    if (auth_origin_ok(s->cfg->cors_origins, origin))
         r->cors_origin = origin;
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
     if (f.te_count && f.cl_count) {
@@ -637,128 +605,9 @@ static void run_mhd(struct http_server *s)
         uv_timer_stop(&s->timer);
 }
 
-/* "host:port", "[v6]:port" or ":port" -> a bound, listening socket. */
-static int bind_listen(const char *spec, int *port, char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    const char *h = host;
-    struct addrinfo hints, *res = NULL, *ai;
-    int fd = -1;
-    int rc;
-    int one = 1;
-
-    if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
-        snprintf(err, errlen, "listen '%s' must be host:port", spec);
-        return -EINVAL;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    if (host[0] == '[') {
-        size_t n = strlen(host);
-
-        if (n < 2 || host[n - 1] != ']') {
-            snprintf(err, errlen, "listen '%s': an IPv6 address needs brackets: [::1]:8080", spec);
-            return -EINVAL;
-        }
-        host[n - 1] = '\0';
-        h = host + 1;
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "listen '%s': %s", spec, gai_strerror(rc));
-        return -EINVAL;
-    }
-    rc = -EADDRNOTAVAIL;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-        if (fd < 0) {
-            rc = -errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-            break;
-        rc = -errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s%s", spec, strerror(-rc),
-                 rc == -EADDRINUSE ? " (another process has the port; pick another with --listen)"
-                                   : "");
-        return rc;
-    }
-    {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-
-        getsockname(fd, (struct sockaddr *)&ss, &sl);
-        *port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-    return fd;
-}
-
-static void free_keys(struct http_server *s)
-{
-    for (int i = 0; i < s->nkeys; i++)
-        free(s->keys[i]);
-    s->nkeys = 0;
-}
-
-static int add_key(const char *item, size_t len, void *arg)
-{
-    struct http_server *s = arg;
-    char *k;
-
-    if (len > KEY_MAX || s->nkeys == MAX_KEYS)
-        return -E2BIG;
-    k = calloc(1, KEY_MAX + 1);     /* zero padding: the compare reads KEY_MAX bytes */
-    if (!k)
-        return -ENOMEM;
-    memcpy(k, item, len);
-    s->keys[s->nkeys] = k;
-    s->key_len[s->nkeys++] = len;
-    return 0;
-}
-
 int http_reload(struct http_server *s, char *err, size_t errlen)
 {
-    int rc;
-
-    free_keys(s);
-    rc = config_list_foreach(s->cfg->api_keys, add_key, s);
-    if (rc == 0 && s->cfg->api_key_file[0]) {
-        FILE *f = fopen(s->cfg->api_key_file, "r");
-        char line[KEY_MAX + 4];
-
-        if (!f) {
-            snprintf(err, errlen, "cannot read api_key_file %s: %s", s->cfg->api_key_file,
-                     strerror(errno));
-            return -errno;
-        }
-        while (rc == 0 && fgets(line, sizeof(line), f)) {
-            size_t n = strcspn(line, "\r\n");
-
-            line[n] = '\0';
-            if (n && line[0] != '#')
-                rc = add_key(line, n, s);
-        }
-        fclose(f);
-    }
-    if (rc < 0) {
-        snprintf(err, errlen, "API keys: at most %d keys of at most %d bytes each", MAX_KEYS,
-                 KEY_MAX);
-        free_keys(s);
-        return rc;
-    }
-    return 0;
+    return auth_load(&s->auth, s->cfg, err, errlen);
 }
 
 int http_start(struct http_server **out, uv_loop_t *loop, const struct config *cfg,
@@ -778,7 +627,7 @@ int http_start(struct http_server **out, uv_loop_t *loop, const struct config *c
     rc = http_reload(s, err, errlen);
     if (rc < 0)
         goto out_free;
-    s->listen_fd = bind_listen(cfg->listen, port, err, errlen);
+    s->listen_fd = net_listen(cfg->listen, port, err, errlen);
     if (s->listen_fd < 0) {
         rc = s->listen_fd;
         goto out_free;
@@ -825,7 +674,7 @@ out_stop:
 out_close:
     close(s->listen_fd);
 out_free:
-    free_keys(s);
+    auth_free(&s->auth);
     free(s);
     return rc;
 }
@@ -851,7 +700,7 @@ static void free_server(uv_handle_t *h)
 {
     struct http_server *s = h->data;
 
-    free_keys(s);
+    auth_free(&s->auth);
     free(s);
 }
 
