@@ -522,6 +522,40 @@ def systemd_unit(a):
     print(out.stdout.decode().strip().splitlines()[-1])
 
 
+@test
+def connection_limits(a):
+    """Per-IP cap (others still served) and the inactivity timeout of a half-sent request."""
+    with Daemon(a.ditd, a.model, "--per-ip-limit", "4", "--connection-timeout", "1") as d:
+        d.wait_ready()
+        other = ("127.0.0.2", 0)   # a second client address on loopback
+        held = [socket.create_connection(("127.0.0.1", d.port), timeout=5, source_address=other)
+                for _ in range(4)]
+        for s_ in held:
+            s_.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")   # never finished
+        extra = socket.create_connection(("127.0.0.1", d.port), timeout=5, source_address=other)
+        extra.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            got = extra.recv(100)
+        except OSError:
+            got = b""
+        check(got == b"", "a 5th connection from one address was served: %r" % got[:40])
+        # Another address is another client.
+        c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        c.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        check(c.recv(100).startswith(b"HTTP/1.1 200"), "other address refused")
+        c.close()
+        t0 = time.time()
+        for s_ in held:
+            s_.settimeout(5)
+            try:
+                s_.recv(100)
+            except OSError:
+                pass
+        took = time.time() - t0
+        check(took < 3, "idle half-sent requests kept open %.1f s with a 1 s timeout" % took)
+        check(d.request("GET", "/health/live")[0] == 200, "served again after the timeouts")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ditd", required=True)
