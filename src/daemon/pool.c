@@ -99,7 +99,7 @@ static void *thread_main(void *arg)
     struct thread_arg ta = *(struct thread_arg *)arg;
 
     free(arg);
-    sched_worker_run(ta.pool->sched, ta.pool->workers[ta.idx], ta.idx);
+    sched_worker_run(ta.pool->sched, ta.pool->workers[ta.idx], ta.pool->states[ta.idx], ta.idx);
     return NULL;
 }
 
@@ -116,7 +116,8 @@ int pool_start(struct pool *p, struct sched *sched, const struct ditd_model *m, 
     p->sched = sched;
     p->workers = calloc((size_t)nworkers, sizeof(*p->workers));
     p->threads = calloc((size_t)nworkers, sizeof(*p->threads));
-    if (!p->workers || !p->threads) {
+    p->states = calloc((size_t)nworkers, sizeof(*p->states));
+    if (!p->workers || !p->threads || !p->states) {
         snprintf(err, errlen, "out of memory for %d workers", nworkers);
         return -ENOMEM;
     }
@@ -126,6 +127,11 @@ int pool_start(struct pool *p, struct sched *sched, const struct ditd_model *m, 
         if (rc < 0) {
             snprintf(err, errlen, "worker %d: %s", i, msg);
             return rc;
+        }
+        p->states[i] = sched_worker_new(sched);
+        if (!p->states[i]) {
+            snprintf(err, errlen, "worker %d: out of memory for %d rows of images", i, max_rows);
+            return -ENOMEM;
         }
     }
     for (int i = 0; i < nworkers; i++) {
@@ -154,9 +160,15 @@ void pool_join(struct pool *p)
     for (int i = 0; i < p->started; i++)
         pthread_join(p->threads[i], NULL);
     p->started = 0;
-    for (int i = 0; i < p->nworkers; i++)
-        ditd_worker_free(p->workers[i]);
+    for (int i = 0; i < p->nworkers; i++) {
+        if (p->workers[i])
+            ditd_worker_free(p->workers[i]);
+        if (p->states)
+            sched_worker_free(p->states[i]);
+    }
     free(p->workers);
+    free(p->states);
+    p->states = NULL;
     free(p->threads);
     p->workers = NULL;
     p->threads = NULL;

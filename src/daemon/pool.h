@@ -27,6 +27,7 @@ struct pool {
     struct sched *sched;
     int nworkers;
     struct ditd_worker **workers;
+    struct sched_worker **states;
     pthread_t *threads;
     int started;
     bool async_open;

@@ -26,7 +26,7 @@ struct slot {
     bool first;                 /* the job's first admitted image */
 };
 
-struct wstate {
+struct sched_worker {
     struct slot *slots;
     int n;
     int rows;
@@ -314,7 +314,7 @@ bool sched_healthy(struct sched *s, int nworkers, int64_t stall_ns)
 /* Take images from the head of the queue while their rows fit; sched lock
  * held. FIFO: a head that does not fit blocks the others, so large requests
  * are not starved by small ones. */
-static void admit(struct sched *s, struct wstate *ws)
+static void admit(struct sched *s, struct sched_worker *ws)
 {
     bool moved = false;
 
@@ -346,7 +346,7 @@ static void admit(struct sched *s, struct wstate *ws)
     }
 }
 
-static void remove_slot(struct wstate *ws, int i)
+static void remove_slot(struct sched_worker *ws, int i)
 {
     ws->rows -= ws->slots[i].job->rows;
     memmove(&ws->slots[i], &ws->slots[i + 1], (size_t)(ws->n - i - 1) * sizeof(ws->slots[0]));
@@ -354,7 +354,7 @@ static void remove_slot(struct wstate *ws, int i)
 }
 
 /* Give up slot i (cancelled or failed job). */
-static void drop_slot(struct sched *s, struct wstate *ws, int i)
+static void drop_slot(struct sched *s, struct sched_worker *ws, int i)
 {
     struct job *j = ws->slots[i].job;
     bool last;
@@ -386,7 +386,7 @@ static void fail_job(struct sched *s, struct job *j, const char *type, const cha
     sched_cancel(s, j, CANCEL_CLIENT);
 }
 
-static void start_images(struct sched *s, struct wstate *ws)
+static void start_images(struct sched *s, struct sched_worker *ws)
 {
     char err[DITD_ERR_LEN];
 
@@ -426,7 +426,7 @@ static void start_images(struct sched *s, struct wstate *ws)
 }
 
 /* Drop images whose job was cancelled, failed or ran out of time. */
-static void drop_cancelled(struct sched *s, struct wstate *ws)
+static void drop_cancelled(struct sched *s, struct sched_worker *ws)
 {
     int64_t now = job_now_ns();
     int abort_reason = atomic_load(&s->abort_reason);
@@ -463,7 +463,7 @@ static int encode_png(struct sched *s, const struct job *j, int index, const uin
                            png, len);
 }
 
-static bool seen_before(const struct wstate *ws, int i)
+static bool seen_before(const struct sched_worker *ws, int i)
 {
     for (int k = 0; k < i; k++)
         if (ws->slots[k].job == ws->slots[i].job)
@@ -472,7 +472,7 @@ static bool seen_before(const struct wstate *ws, int i)
 }
 
 /* Progress (and previews) once per job per step. */
-static void report_step(struct sched *s, struct wstate *ws)
+static void report_step(struct sched *s, struct sched_worker *ws)
 {
     for (int i = 0; i < ws->n; i++) {
         struct job *j = ws->slots[i].job;
@@ -561,7 +561,7 @@ static bool deliver(struct job *j, int index, uint8_t *png, size_t len, uint64_t
     return complete;
 }
 
-static void finish_images(struct sched *s, struct ditd_worker *w, struct wstate *ws)
+static void finish_images(struct sched *s, struct ditd_worker *w, struct sched_worker *ws)
 {
     size_t frame = (size_t)ws->image_size * (size_t)ws->image_size * 3;
     int64_t t0, t1;
@@ -620,7 +620,7 @@ static void finish_images(struct sched *s, struct ditd_worker *w, struct wstate 
     }
 }
 
-static void step(struct sched *s, struct ditd_worker *w, struct wstate *ws)
+static void step(struct sched *s, struct ditd_worker *w, struct sched_worker *ws)
 {
     int64_t t0;
     int rc;
@@ -656,50 +656,61 @@ static void set_busy(struct sched *s, int idx, bool busy)
         metrics_gauge_add(&metrics.workers_busy, busy ? 1 : -1);
 }
 
-void sched_worker_run(struct sched *s, struct ditd_worker *w, int idx)
+struct sched_worker *sched_worker_new(struct sched *s)
 {
     const struct ditd_model_info *mi = ditd_model_info(s->model);
-    struct wstate ws;
+    struct sched_worker *ws = calloc(1, sizeof(*ws));
 
-    memset(&ws, 0, sizeof(ws));
-    ws.image_size = mi->image_size;
-    ws.latent_size = mi->latent_size;
-    ws.slots = calloc((size_t)s->max_rows, sizeof(*ws.slots));
-    ws.imgs = calloc((size_t)s->max_rows, sizeof(*ws.imgs));
-    ws.rgb = malloc((size_t)s->max_rows * (size_t)mi->image_size * (size_t)mi->image_size * 3);
-    ws.preview = malloc((size_t)mi->latent_size * (size_t)mi->latent_size * 3);
-    if (!ws.slots || !ws.imgs || !ws.rgb || !ws.preview) {
-        /* The other workers carry on; this one never takes work. */
-        log_msg(LOG_LEVEL_ERROR, "worker %d: out of memory for its buffers; it will not run", idx);
-        goto out;
+    if (!ws)
+        return NULL;
+    ws->image_size = mi->image_size;
+    ws->latent_size = mi->latent_size;
+    ws->slots = calloc((size_t)s->max_rows, sizeof(*ws->slots));
+    ws->imgs = calloc((size_t)s->max_rows, sizeof(*ws->imgs));
+    ws->rgb = malloc((size_t)s->max_rows * (size_t)mi->image_size * (size_t)mi->image_size * 3);
+    ws->preview = malloc((size_t)mi->latent_size * (size_t)mi->latent_size * 3);
+    if (!ws->slots || !ws->imgs || !ws->rgb || !ws->preview) {
+        sched_worker_free(ws);
+        return NULL;
     }
+    return ws;
+}
+
+void sched_worker_free(struct sched_worker *ws)
+{
+    if (!ws)
+        return;
+    free(ws->slots);
+    free(ws->imgs);
+    free(ws->rgb);
+    free(ws->preview);
+    free(ws);
+}
+
+void sched_worker_run(struct sched *s, struct ditd_worker *w, struct sched_worker *ws, int idx)
+{
     for (;;) {
         atomic_store(&s->beat[idx], job_now_ns());
         pthread_mutex_lock(&s->mu);
-        while (ws.n == 0 && !s->qhead && !s->closing) {
+        while (ws->n == 0 && !s->qhead && !s->closing) {
             set_busy(s, idx, false);
             pthread_cond_wait(&s->cv, &s->mu);
         }
-        if (ws.n == 0 && !s->qhead && s->closing) {
+        if (ws->n == 0 && !s->qhead && s->closing) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        admit(s, &ws);
+        admit(s, ws);
         pthread_mutex_unlock(&s->mu);
         atomic_store(&s->beat[idx], job_now_ns());
-        set_busy(s, idx, ws.n > 0);
-        start_images(s, &ws);
-        drop_cancelled(s, &ws);
-        if (ws.n == 0)
+        set_busy(s, idx, ws->n > 0);
+        start_images(s, ws);
+        drop_cancelled(s, ws);
+        if (ws->n == 0)
             continue;
-        step(s, w, &ws);
+        step(s, w, ws);
         atomic_store(&s->beat[idx], job_now_ns());
-        finish_images(s, w, &ws);
+        finish_images(s, w, ws);
     }
-out:
     set_busy(s, idx, false);
-    free(ws.slots);
-    free(ws.imgs);
-    free(ws.rgb);
-    free(ws.preview);
 }

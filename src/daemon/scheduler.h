@@ -23,6 +23,7 @@
 
 struct ditd_model;
 struct ditd_worker;
+struct sched_worker;
 
 #define SCHED_MAX_WORKERS 256
 
@@ -73,7 +74,11 @@ void sched_close(struct sched *s);
  * `stall_ns` (the watchdog's health test). */
 bool sched_healthy(struct sched *s, int nworkers, int64_t stall_ns);
 
+/* Per-worker slots and decode buffers, sized for max_rows; NULL when out
+ * of memory. Made before the thread starts so that failure stops start-up. */
+struct sched_worker *sched_worker_new(struct sched *s);
+void sched_worker_free(struct sched_worker *ws);
 /* The body of worker thread `idx`; returns after sched_close() once idle. */
-void sched_worker_run(struct sched *s, struct ditd_worker *w, int idx);
+void sched_worker_run(struct sched *s, struct ditd_worker *w, struct sched_worker *ws, int idx);
 
 #endif /* DITD_DAEMON_SCHED_H */
