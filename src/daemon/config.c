@@ -483,7 +483,7 @@ void config_print_help(FILE *out, const char *prog)
             snprintf(left, sizeof(left), "-%c, --%s", o->short_flag, name);
         else
             snprintf(left, sizeof(left), "    --%s", name);
-        fprintf(out, "  %-24s %s (default: %s)%s\n", left, o->help,
+        fprintf(out, "  %-26s %s (default: %s)%s\n", left, o->help,
                 o->def[0] ? o->def : "\"\"", o->reload ? "" : " [restart]");
     }
     fprintf(out, "\nFlags override the file. SIGHUP re-reads the file; keys marked [restart]\n"

