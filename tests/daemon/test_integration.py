@@ -125,6 +125,20 @@ def cobatch_identical(a):
               "co-batched image differs from the same request alone")
         m = d.metrics()
         check(m["ditd_batch_size_sum"] / m["ditd_batch_size_count"] > 1.5, "batch metric")
+    # Two workers with one BLAS thread each: still the same bytes, alone or not.
+    with Daemon(a.ditd, a.model, "--workers", "2", "--max-batch", "16") as d:
+        d.wait_ready()
+        check(d.json("GET", "/info")[2]["compute"]["threads"] == 1, "workers > 1 force 1 thread")
+        res = {}
+        ts = [threading.Thread(target=lambda i=i: res.__setitem__(i, d.json(
+            "POST", "/generate", req if i == 0 else dict(req, seed=i), {"Accept": "application/json"})))
+            for i in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        check(res[0][2]["images"][0]["b64"] == alone_body["images"][0]["b64"],
+              "2 workers gave other bytes than 1 worker")
 
 
 @test
