@@ -5,9 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -670,7 +668,8 @@ int http_start(struct http_server **out, uv_loop_t *loop, const struct config *c
     return 0;
 
 out_stop:
-    MHD_stop_daemon(s->mhd);
+    MHD_stop_daemon(s->mhd);    /* closes the listening socket too */
+    goto out_free;
 out_close:
     close(s->listen_fd);
 out_free:
@@ -724,10 +723,11 @@ void http_stop(struct http_server *s)
         return;
     http_wake_all(s);       /* MHD_stop_daemon with suspended connections is undefined */
     uv_poll_stop(&s->poll);
+    /* MHD closes the listening socket it was given, unless quiesce
+     * handed it back (then http_quiesce closed it). */
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
+    s->listen_fd = -1;
     uv_close((uv_handle_t *)&s->poll, close_poll);
 }
 
