@@ -30,10 +30,13 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     args = ["--max-batch", str(a.max_batch), "--log-level", "warn"]
     if a.workers:
         args += ["--workers", str(a.workers)]
+    if a.threads:
+        args += ["--threads", str(a.threads)]
     with Daemon(a.ditd, a.model, *args, start_timeout=300) as d:
         d.wait_ready(600)
         info = d.json("GET", "/info")[2]

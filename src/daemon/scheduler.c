@@ -119,7 +119,8 @@ static void announce_positions(struct sched *s)
         if (j->position != pos) {
             j->position = pos;
             job_emit(j, "queued", json_pack("{s:s,s:i}", "id", j->id, "queue_position", pos));
-            notify(s, j);
+            if (j->kind != JOB_KIND_SYNC)
+                notify(s, j);
         }
         pos++;
     }
@@ -409,7 +410,8 @@ static void start_images(struct sched *s, struct sched_worker *ws)
                                                     "started", j->started_unix));
             pthread_mutex_unlock(&j->mu);
             metrics_observe_ns(&metrics.queue_wait, (uint64_t)(j->started_ns - j->created_ns));
-            notify(s, j);
+            if (j->kind != JOB_KIND_SYNC)
+                notify(s, j);
         }
         request_to_params(&j->req, j->seed, (uint32_t)sl->index, &p);
         rc = ditd_image_new(&sl->img, s->model, &p, err, sizeof(err));
@@ -524,8 +526,11 @@ static void report_step(struct sched *s, struct sched_worker *ws)
         buf_free(&b);
         metrics_add(&metrics.previews, 1);
     }
+    /* Only streams and /jobs watchers care about progress; a plain request
+     * waits for the end, so waking the loop for it would only steal CPU
+     * from the computation. */
     for (int i = 0; i < ws->n; i++)
-        if (!seen_before(ws, i))
+        if (!seen_before(ws, i) && ws->slots[i].job->kind != JOB_KIND_SYNC)
             notify(s, ws->slots[i].job);
 }
 
@@ -614,7 +619,7 @@ static void finish_images(struct sched *s, struct ditd_worker *w, struct sched_w
         pthread_mutex_unlock(&s->mu);
         if (complete || (last && atomic_load(&j->cancel)))
             finish_job(s, j, true);
-        else
+        else if (j->kind != JOB_KIND_SYNC)
             notify(s, j);
         job_unref(j);
     }
