@@ -47,12 +47,14 @@ def main():
         d.request("POST", "/generate", dict(reqs[0], steps=2))
 
         seq = {}
+        cpu0 = d.metrics()["process_cpu_seconds_total"]
         t0 = time.time()
         for k, r in enumerate(reqs):
             s, _, b = d.request("POST", "/generate", r, timeout=3600)
             assert s == 200, s
             seq[k] = hashlib.sha256(b).hexdigest()
         t_seq = time.time() - t0
+        cpu1 = d.metrics()["process_cpu_seconds_total"]
 
         par = {}
         todo = list(range(len(reqs)))
@@ -76,6 +78,7 @@ def main():
             t.join()
         t_par = time.time() - t0
         m = d.metrics()
+        cpu2 = m["process_cpu_seconds_total"]
         same = all(seq[k] == par[k] for k in seq)
         print("model %s (%dpx), %d requests x %d steps, cfg %g, max_batch %d rows, %s x %s threads"
               % (info["model"]["name"], info["model"]["image_size"], a.requests, a.steps, a.cfg,
@@ -83,6 +86,12 @@ def main():
         print("one at a time : %.3f images/s (%.2f s)" % (a.requests / t_seq, t_seq))
         print("%d clients     : %.3f images/s (%.2f s)" % (a.clients, a.requests / t_par, t_par))
         print("speed-up      : %.2fx" % (t_seq / t_par))
+        # CPU time is robust to other load on a shared machine (wall time is not).
+        print("daemon CPU s per image: %.4f one at a time, %.4f with %d clients (%.2fx less)"
+              % ((cpu1 - cpu0) / a.requests, (cpu2 - cpu1) / a.requests, a.clients,
+                 (cpu1 - cpu0) / max(cpu2 - cpu1, 1e-9)))
+        print("cores busy: %.2f one at a time, %.2f with %d clients"
+              % ((cpu1 - cpu0) / t_seq, (cpu2 - cpu1) / t_par, a.clients))
         print("mean images per forward over both runs: %.2f"
               % (m["ditd_batch_size_sum"] / m["ditd_batch_size_count"]))
         print("identical bytes across the two runs: %s" % same)
