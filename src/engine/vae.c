@@ -62,12 +62,13 @@ static void stage_sizes(const struct vae_config *cfg, int L, struct stage_sizes 
     see_conv(z, H, prev, cfg->out_channels);
 }
 
-int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int latent_size)
+int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int latent_size, int threads)
 {
     struct stage_sizes z;
     const size_t tokens = (size_t)latent_size * latent_size;
     const size_t attn = cfg->mid_attention ?
-        ops_attention_scratch((int)tokens, (int)tokens) + 3 * tokens * (size_t)top_channels(cfg) : 0;
+        (size_t)threads * ops_attention_scratch((int)tokens, (int)tokens) +
+        3 * tokens * (size_t)top_channels(cfg) : 0;
 
     memset(s, 0, sizeof(*s));
     stage_sizes(cfg, latent_size, &z);

@@ -55,11 +55,12 @@ struct vae_state {
     int latent_size;
     float *a, *b, *c;   /* (H*W*Cmax) each, for the largest stage */
     float *pad, *wide;  /* conv3x3 scratch */
-    float *attn;        /* (L*L, L*L) attention scores + q|k|v (3, L*L, top) */
+    float *attn;        /* q|k|v (3, L*L, top), then attention scores per thread */
     float *mem;
 };
 
-int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int latent_size);
+/* Buffers for one image of latent size L decoded by `threads` threads. */
+int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int latent_size, int threads);
 void vae_state_free(struct vae_state *s);
 
 /* z (C, L, L) latent already divided by the scaling factor ->

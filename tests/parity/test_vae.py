@@ -19,6 +19,10 @@ CONFIGS = {
                                               layers_per_block=2, norm_num_groups=32), 8),
     "b32-64 lpb1 g8 no-attn": (dict(block_out_channels=(32, 64), layers_per_block=1,
                                     norm_num_groups=8, mid_block_add_attention=False), 8),
+    # more latent cells than one attention block of queries (128): the mid attention is then
+    # spread over several threads, each with its own score buffer
+    "b32-64 lpb1 g8 latent 20": (dict(block_out_channels=(32, 64), layers_per_block=1,
+                                      norm_num_groups=8), 20),
 }
 NAMINGS = export.VAE_NAMINGS
 
@@ -47,7 +51,7 @@ def main():
     h = Harness("vae", __doc__)
     for i, cname in enumerate(CONFIGS):
         for naming in NAMINGS:
-            if (cname.endswith("no-attn") or cname.startswith("sd-like")) and naming not in (
+            if (cname.endswith(("no-attn", "latent 20")) or cname.startswith("sd-like")) and naming not in (
                     "diffusers", "ldm_prefixed"):
                 continue
             h.case("vae %s %s" % (cname, naming), run_case, h, cname, naming, 10 + i)
