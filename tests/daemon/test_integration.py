@@ -370,6 +370,9 @@ def validation_and_framing(a):
                   "Content-Length: 11\r\n\r\n", b'{"class":1}') == 415, "415")
         check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "b\r\n{\"class\":1}\r\n0\r\n\r\n") == 200, "chunked body")
+        # A chunked body has no length to refuse up front: 413 once it ends (was a bare close).
+        check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "800\r\n" + " " * 2048 + "\r\n0\r\n\r\n") == 413, "chunked body over the cap")
         check(d.request("GET", "/nope")[0] == 404, "404")
         s, h, _ = d.request("GET", "/generate")
         check(s == 405 and h["allow"] == "POST", "405")
