@@ -52,6 +52,15 @@ static const float *take(float **p, size_t n)
     return r;
 }
 
+/* A linear layer in the block at *p; random values fit either layout. */
+static struct linear random_linear(float **p, int in, int out, int transposed)
+{
+    struct linear l = { .in = in, .out = out, .transposed = transposed };
+    l.w = take(p, (size_t)in * out);
+    l.b = take(p, (size_t)out);
+    return l;
+}
+
 float *dit_weights_random(const struct dit_config *c, struct dit_weights *w, uint64_t seed)
 {
     const size_t D = (size_t)c->hidden, F = (size_t)c->mlp_hidden;
@@ -71,35 +80,21 @@ float *dit_weights_random(const struct dit_config *c, struct dit_weights *w, uin
         return NULL;
     }
     fill_random(mem, total, &state);
-    w->patch_w = take(&p, D * P);
-    w->patch_b = take(&p, D);
+    w->patch = random_linear(&p, (int)P, (int)D, c->transposed);
     w->pos_embed = take(&p, (size_t)c->tokens * D);
-    w->t1_w = take(&p, DIT_FREQ_DIM * D);
-    w->t1_b = take(&p, D);
-    w->t2_w = take(&p, D * D);
-    w->t2_b = take(&p, D);
+    w->t1 = random_linear(&p, DIT_FREQ_DIM, (int)D, 0);
+    w->t2 = random_linear(&p, (int)D, (int)D, 0);
     w->y_table = take(&p, (size_t)(c->num_classes + 1) * D);
     for (int l = 0; l < c->depth; l++) {
         struct dit_block_weights *b = &w->blocks[l];
-        b->ada_w = take(&p, 6 * D * D);
-        b->ada_b = take(&p, 6 * D);
-        b->q_w = take(&p, 3 * D * D); /* fused q|k|v, as in the original layout */
-        b->k_w = b->q_w + D * D;
-        b->v_w = b->q_w + 2 * D * D;
-        b->q_b = take(&p, 3 * D);
-        b->k_b = b->q_b + D;
-        b->v_b = b->q_b + 2 * D;
-        b->proj_w = take(&p, D * D);
-        b->proj_b = take(&p, D);
-        b->fc1_w = take(&p, F * D);
-        b->fc1_b = take(&p, F);
-        b->fc2_w = take(&p, F * D);
-        b->fc2_b = take(&p, D);
+        b->ada = random_linear(&p, (int)D, 6 * (int)D, 0);
+        b->qkv = random_linear(&p, (int)D, 3 * (int)D, c->transposed);
+        b->proj = random_linear(&p, (int)D, (int)D, c->transposed);
+        b->fc1 = random_linear(&p, (int)D, (int)F, c->transposed);
+        b->fc2 = random_linear(&p, (int)F, (int)D, c->transposed);
     }
-    w->final_ada_w = take(&p, 2 * D * D);
-    w->final_ada_b = take(&p, 2 * D);
-    w->final_w = take(&p, Po * D);
-    w->final_b = take(&p, Po);
+    w->final_ada = random_linear(&p, (int)D, 2 * (int)D, 0);
+    w->final = random_linear(&p, (int)D, (int)Po, c->transposed);
     return mem;
 }
 

@@ -55,6 +55,12 @@ int dit_config_finish(struct dit_config *cfg, char *err, size_t errlen)
     cfg->seq = cfg->tokens + (cfg->block == DITD_BLOCK_IN_CONTEXT ? 2 : 0);
     cfg->head_dim = cfg->hidden / cfg->heads;
     cfg->mlp_hidden = 4 * cfg->hidden;
+    /* With few tokens per image, BLAS spends as long packing the weights
+     * (again for every image) as multiplying; the transposed-weight kernel
+     * then wins (measured 120 vs 75 GFLOP/s at 16 tokens, and behind from
+     * 64 on). It needs output widths that are multiples of 16. */
+    const int po = cfg->patch * cfg->patch * cfg->out_channels;
+    cfg->transposed = cfg->seq < 48 && cfg->hidden % 16 == 0 && po % 16 == 0;
     return 0;
 }
 
@@ -180,9 +186,9 @@ static void embed_condition(const struct dit_config *cfg, const struct dit_weigh
 {
     const int D = cfg->hidden;
     timestep_freqs(s->tfreq, t, n, cfg->t_divisor);
-    ops_linear_small(c, s->c, s->tfreq, w->t1_w, w->t1_b, n, DIT_FREQ_DIM, D);
+    ops_linear_small(c, s->c, s->tfreq, &w->t1, n);
     ops_silu(c, s->c, s->c, (long)n * D);
-    ops_linear_small(c, s->temb, s->c, w->t2_w, w->t2_b, n, D, D);
+    ops_linear_small(c, s->temb, s->c, &w->t2, n);
     for (int r = 0; r < n; r++) {
         const float *ye = w->y_table + (size_t)y[r] * D;
         float *cr = s->c + (size_t)r * D;
@@ -202,15 +208,7 @@ static void self_attention(const struct dit_config *cfg, const struct dit_block_
     const int D = cfg->hidden, S = cfg->seq;
     float *qkv = s->big; /* (n * S, 3D) */
 
-    if (b->k_w == b->q_w + (size_t)D * D && b->v_w == b->q_w + (size_t)2 * D * D &&
-        b->k_b == b->q_b + D && b->v_b == b->q_b + 2 * D) {
-        /* Fused q|k|v weight of the original layout: one product. */
-        ops_linear_samples(c, qkv, 3 * D, s->h, D, b->q_w, b->q_b, n, S, D, 3 * D);
-    } else {
-        ops_linear_samples(c, qkv, 3 * D, s->h, D, b->q_w, b->q_b, n, S, D, D);
-        ops_linear_samples(c, qkv + D, 3 * D, s->h, D, b->k_w, b->k_b, n, S, D, D);
-        ops_linear_samples(c, qkv + 2 * D, 3 * D, s->h, D, b->v_w, b->v_b, n, S, D, D);
-    }
+    ops_linear_tokens(c, qkv, 3 * D, s->h, D, &b->qkv, n, S);
     ops_attention(c, s->att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D,
                   n, S, S, cfg->heads, cfg->head_dim, s->scratch);
 }
@@ -220,9 +218,9 @@ static void mlp(const struct dit_config *cfg, const struct dit_block_weights *b,
                 struct dit_state *s, const struct ops_ctx *c, int n)
 {
     const int D = cfg->hidden, F = cfg->mlp_hidden, S = cfg->seq;
-    ops_linear_samples(c, s->big, F, s->h, D, b->fc1_w, b->fc1_b, n, S, D, F);
+    ops_linear_tokens(c, s->big, F, s->h, D, &b->fc1, n, S);
     ops_gelu_tanh(c, s->big, (long)n * S * F);
-    ops_linear_samples(c, s->h, D, s->big, F, b->fc2_w, b->fc2_b, n, S, F, D);
+    ops_linear_tokens(c, s->h, D, s->big, F, &b->fc2, n, S);
 }
 
 /* The reference block: x += g1*Attn(mod(LN(x))); x += g2*MLP(mod(LN(x))). */
@@ -237,11 +235,11 @@ static void block_adaln(const struct dit_config *cfg, const struct dit_block_wei
     float *shift_mlp = s->mod + (gated ? 3 : 2) * D, *scale_mlp = shift_mlp + D;
     float *gate_mlp = gated ? s->mod + 5 * D : NULL;
 
-    ops_linear_small(c, s->mod, s->silu_c, b->ada_w, b->ada_b, n, D, ms);
+    ops_linear_small(c, s->mod, s->silu_c, &b->ada, n);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_msa, scale_msa, ms, n, S, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear_samples(c, s->h, D, s->att, D, b->proj_w, b->proj_b, n, S, D, D);
+    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
     ops_gated_add(c, s->x, s->h, gate_msa, ms, n, S, D);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_mlp, scale_mlp, ms, n, S, D, cfg->mlp_norm_eps);
@@ -257,15 +255,15 @@ static void block_cross_attention(const struct dit_config *cfg, const struct dit
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear_samples(c, s->h, D, s->att, D, b->proj_w, b->proj_b, n, S, D, D);
+    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
     ops_add(c, s->x, s->h, (long)M * D);
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, 1e-6f);
-    ops_linear_samples(c, s->big, D, s->h, D, b->xq_w, b->xq_b, n, S, D, D);
-    ops_linear_small(c, s->kv, s->cond, b->xkv_w, b->xkv_b, 2 * n, D, 2 * D);
+    ops_linear_tokens(c, s->big, D, s->h, D, &b->xq, n, S);
+    ops_linear_small(c, s->kv, s->cond, &b->xkv, 2 * n);
     ops_attention(c, s->att, D, s->big, D, s->kv, 2 * D, s->kv + D, 2 * D,
                   n, S, 2, cfg->heads, cfg->head_dim, s->scratch);
-    ops_linear_samples(c, s->h, D, s->att, D, b->xproj_w, b->xproj_b, n, S, D, D);
+    ops_linear_tokens(c, s->h, D, s->att, D, &b->xproj, n, S);
     ops_add(c, s->x, s->h, (long)M * D);
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[2], b->norm_b[2], M, D, cfg->mlp_norm_eps);
@@ -281,7 +279,7 @@ static void block_in_context(const struct dit_config *cfg, const struct dit_bloc
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear_samples(c, s->h, D, s->att, D, b->proj_w, b->proj_b, n, S, D, D);
+    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
     ops_add(c, s->x, s->h, (long)M * D);
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, cfg->mlp_norm_eps);
@@ -294,21 +292,20 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
                  const float *x, const int *t, const int *y, int n, float *out)
 {
     const int D = cfg->hidden, T = cfg->tokens, S = cfg->seq;
-    const int P = cfg->in_channels * cfg->patch * cfg->patch;
-    const int Po = cfg->patch * cfg->patch * cfg->out_channels;
     const int lead = S - T; /* condition tokens in front (in-context only) */
 
     embed_condition(cfg, w, s, c, t, y, n);
 
-    /* Patch embedding plus the fixed position embedding. */
+    /* Patch embedding plus the fixed position embedding; in context, the
+     * two condition tokens go in front. */
     patchify(s->patches, x, n, cfg);
+    ops_linear_tokens(c, s->h, D, s->patches, w->patch.in, &w->patch, n, T);
     for (int r = 0; r < n; r++) {
         float *xr = s->x + (size_t)r * S * D;
-        ops_linear(c, xr + (size_t)lead * D, D, s->patches + (size_t)r * T * P, P,
-                   w->patch_w, w->patch_b, T, P, D);
-        ops_add(c, xr + (size_t)lead * D, w->pos_embed, (long)T * D);
         if (lead)
             memcpy(xr, s->cond + (size_t)r * 2 * D, sizeof(float) * 2 * (size_t)D);
+        memcpy(xr + (size_t)lead * D, s->h + (size_t)r * T * D, sizeof(float) * (size_t)T * D);
+        ops_add(c, xr + (size_t)lead * D, w->pos_embed, (long)T * D);
     }
 
     for (int l = 0; l < cfg->depth; l++) {
@@ -335,9 +332,9 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
             memmove(s->x + (size_t)r * T * D, s->x + ((size_t)r * S + lead) * D,
                     sizeof(float) * (size_t)T * D);
     }
-    ops_linear_small(c, s->mod, s->silu_c, w->final_ada_w, w->final_ada_b, n, D, 2 * D);
+    ops_linear_small(c, s->mod, s->silu_c, &w->final_ada, n);
     ops_layernorm_modulate(c, s->h, s->x, s->mod, s->mod + D, 2 * D, n, T, D, 1e-6f);
-    ops_linear_samples(c, s->big, Po, s->h, D, w->final_w, w->final_b, n, T, D, Po);
+    ops_linear_tokens(c, s->big, w->final.out, s->h, D, &w->final, n, T);
     unpatchify(out, s->big, n, cfg);
 }
 

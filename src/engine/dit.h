@@ -9,8 +9,7 @@
 #include <stdint.h>
 
 #include "ditd.h"
-
-struct ops_ctx;
+#include "ops.h"
 
 #define DIT_FREQ_DIM 256 /* size of the sinusoidal timestep embedding */
 
@@ -31,31 +30,33 @@ struct dit_config {
     enum ditd_block block;
     float t_divisor;       /* 128 original, 127 diffusers */
     float mlp_norm_eps;    /* eps of the pre-MLP LayerNorm */
+    int transposed;        /* token layers hold (in, out) weights for ops_linear_t */
 };
 
-/* One block. Linear weights are (out, in) as PyTorch stores them. */
+/* Below, "a -> b" is a linear layer from a to b features. Token layers
+ * (applied to every token) may be transposed; conditioning layers (applied
+ * to one vector per row) never are. */
 struct dit_block_weights {
-    const float *ada_w, *ada_b;         /* (6D, D), (6D); adaLN: (4D, D) */
-    const float *q_w, *k_w, *v_w;       /* (D, D) each */
-    const float *q_b, *k_b, *v_b;       /* (D) each */
-    const float *proj_w, *proj_b;       /* (D, D), (D) */
-    const float *fc1_w, *fc1_b;         /* (4D, D), (4D) */
-    const float *fc2_w, *fc2_b;         /* (D, 4D), (D) */
+    struct linear ada;                  /* D -> 6D (adaLN: 4D), conditioning */
+    struct linear qkv;                  /* D -> 3D, outputs q | k | v */
+    struct linear proj;                 /* D -> D */
+    struct linear fc1;                  /* D -> 4D */
+    struct linear fc2;                  /* 4D -> D */
     const float *norm_w[3], *norm_b[3]; /* (D) affine norms: cross-attention, in-context */
-    const float *xq_w, *xq_b;           /* (D, D), (D) cross-attention query */
-    const float *xkv_w, *xkv_b;         /* (2D, D), (2D) cross-attention keys|values */
-    const float *xproj_w, *xproj_b;     /* (D, D), (D) */
+    struct linear xq;                   /* D -> D, cross-attention query */
+    struct linear xkv;                  /* D -> 2D, keys | values of the condition tokens */
+    struct linear xproj;                /* D -> D */
 };
 
 struct dit_weights {
-    const float *patch_w, *patch_b;         /* (D, C*p*p), (D) */
-    const float *pos_embed;                 /* (T, D) */
-    const float *t1_w, *t1_b;               /* (D, 256), (D) */
-    const float *t2_w, *t2_b;               /* (D, D), (D) */
-    const float *y_table;                   /* (num_classes + 1, D) */
-    struct dit_block_weights *blocks;       /* (depth) */
-    const float *final_ada_w, *final_ada_b; /* (2D, D), (2D) */
-    const float *final_w, *final_b;         /* (p*p*out_channels, D), (p*p*out_channels) */
+    struct linear patch;                /* C*p*p -> D, a patch vector ordered (c, ky, kx) */
+    const float *pos_embed;             /* (T, D) */
+    struct linear t1;                   /* 256 -> D, conditioning */
+    struct linear t2;                   /* D -> D, conditioning */
+    const float *y_table;               /* (num_classes + 1, D) */
+    struct dit_block_weights *blocks;   /* (depth) */
+    struct linear final_ada;            /* D -> 2D, conditioning */
+    struct linear final;                /* D -> p*p*out_channels */
 };
 
 /* Activations for up to max_rows rows, carved from one allocation. */

@@ -87,6 +87,11 @@ struct gemm_job {
     int tiles_m, tiles_n;   /* tiles per sample */
 };
 
+static int tiles(int n, int tile)
+{
+    return (n + tile - 1) / tile;
+}
+
 static void gemm_tile(void *arg, int task, int thread)
 {
     const struct gemm_job *j = arg;
@@ -108,13 +113,8 @@ static void gemm_tile(void *arg, int task, int thread)
                 j->b ? 1.0f : 0.0f, out, j->ldo);
 }
 
-static int tiles(int n, int tile)
-{
-    return (n + tile - 1) / tile;
-}
-
-void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
-                        const float *w, const float *b, int samples, int rows, int K, int N)
+static void linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                           const float *w, const float *b, int samples, int rows, int K, int N)
 {
     struct gemm_job job = {
         .out = out, .in = in, .w = w, .b = b, .ldo = ldo, .ldi = ldi, .M = rows, .K = K, .N = N,
@@ -123,10 +123,19 @@ void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const floa
     team_run(c->team, gemm_tile, &job, samples * job.tiles_m * job.tiles_n);
 }
 
+void ops_linear_tokens(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                       const struct linear *l, int samples, int rows)
+{
+    if (l->transposed)
+        ops_linear_t(c, out, ldo, in, ldi, l->w, l->b, samples * rows, l->in, l->out);
+    else
+        linear_samples(c, out, ldo, in, ldi, l->w, l->b, samples, rows, l->in, l->out);
+}
+
 void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                 const float *w, const float *b, int M, int K, int N)
 {
-    ops_linear_samples(c, out, ldo, in, ldi, w, b, 1, M, K, N);
+    linear_samples(c, out, ldo, in, ldi, w, b, 1, M, K, N);
 }
 
 /* Dot product with 16 partial sums in a fixed order (vectorises, and gives
@@ -169,12 +178,92 @@ static void small_linear_task(void *arg, int task, int thread)
 }
 
 void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
-                      const float *w, const float *b, int M, int K, int N)
+                      const struct linear *l, int M)
 {
-    struct small_linear_job job = { .out = out, .in = in, .w = w, .b = b, .M = M, .K = K, .N = N };
+    const int K = l->in, N = l->out;
+    struct small_linear_job job = { .out = out, .in = in, .w = l->w, .b = l->b, .M = M, .K = K, .N = N };
     const int threads = team_size(c->team);
     job.ntasks = (long)N * K < 65536 ? 1 : 4 * threads;
     team_run(c->team, small_linear_task, &job, job.ntasks);
+}
+
+/* ---------------------------------------------------------------------------
+ * The transposed-weight kernel: a block of 4 rows x 32 (or 16) columns kept
+ * in registers while k runs; the weights are read once per block of rows.
+ * A row-group of fewer than 4 real rows repeats its first row in the empty
+ * slots, so every output goes through exactly the same arithmetic. FMA
+ * contraction is allowed here (it is faster and, with one code path, the
+ * same for every output on a given CPU).
+ */
+#define LT_ROWS 4
+#define LT_COLS 32
+#define LT_TASK_ROWS 64
+#define LT_TASK_COLS 128
+
+#define LT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                                 optimize("fp-contract=fast")))
+
+struct lt_job {
+    float *out;
+    const float *in, *wt, *b;
+    int ldo, ldi, M, K, N, tasks_n;
+};
+
+__attribute__((always_inline))
+static inline void lt_block(float *out, int ldo, const float *const rows_in[LT_ROWS],
+                            int nrows, const float *wt, int N, const float *b, int K,
+                            int n0, int width)
+{
+    float acc[LT_ROWS][LT_COLS];
+    for (int r = 0; r < LT_ROWS; r++)
+        for (int j = 0; j < width; j++)
+            acc[r][j] = b ? b[n0 + j] : 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float *wk = wt + (size_t)k * N + n0;
+        for (int r = 0; r < LT_ROWS; r++) {
+            const float xv = rows_in[r][k];
+            for (int j = 0; j < width; j++)
+                acc[r][j] += xv * wk[j];
+        }
+    }
+    for (int r = 0; r < nrows; r++)
+        memcpy(out + (size_t)r * ldo + n0, acc[r], sizeof(float) * (size_t)width);
+}
+
+LT_CLONES
+static void lt_task(void *arg, int task, int thread)
+{
+    const struct lt_job *j = arg;
+    const int m_begin = (task / j->tasks_n) * LT_TASK_ROWS;
+    const int n_begin = (task % j->tasks_n) * LT_TASK_COLS;
+    const int m_end = j->M < m_begin + LT_TASK_ROWS ? j->M : m_begin + LT_TASK_ROWS;
+    const int n_end = j->N < n_begin + LT_TASK_COLS ? j->N : n_begin + LT_TASK_COLS;
+    (void)thread;
+
+    for (int n0 = n_begin; n0 < n_end; n0 += LT_COLS) {
+        for (int m0 = m_begin; m0 < m_end; m0 += LT_ROWS) {
+            const float *rows_in[LT_ROWS];
+            const int nrows = m_end - m0 < LT_ROWS ? m_end - m0 : LT_ROWS;
+            for (int r = 0; r < LT_ROWS; r++)
+                rows_in[r] = j->in + (size_t)(m0 + (r < nrows ? r : 0)) * j->ldi;
+            float *out = j->out + (size_t)m0 * j->ldo;
+            /* Constant widths let the compiler keep the block in registers. */
+            if (n_end - n0 >= LT_COLS)
+                lt_block(out, j->ldo, rows_in, nrows, j->wt, j->N, j->b, j->K, n0, LT_COLS);
+            else
+                lt_block(out, j->ldo, rows_in, nrows, j->wt, j->N, j->b, j->K, n0, LT_COLS / 2);
+        }
+    }
+}
+
+void ops_linear_t(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                  const float *wt, const float *b, int M, int K, int N)
+{
+    struct lt_job job = {
+        .out = out, .in = in, .wt = wt, .b = b, .ldo = ldo, .ldi = ldi, .M = M, .K = K, .N = N,
+        .tasks_n = tiles(N, LT_TASK_COLS),
+    };
+    team_run(c->team, lt_task, &job, tiles(M, LT_TASK_ROWS) * job.tasks_n);
 }
 
 /* ---------------------------------------------------------------------------

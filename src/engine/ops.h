@@ -13,6 +13,16 @@
 
 struct team;
 
+/* A linear layer y = x . W^T + b. W is stored (out, in) as PyTorch keeps it,
+ * or (in, out) when `transposed` (the layout ops_linear_tokens' own kernel
+ * reads, made at load for models with few tokens per image). */
+struct linear {
+    const float *w;     /* (out, in), or (in, out) when transposed */
+    const float *b;     /* (out) or NULL */
+    int in, out;
+    int transposed;
+};
+
 /* Shared state of the ops of one worker: its thread team. The ops spread
  * their work over the team themselves and call OpenBLAS single-threaded
  * (blas_set_threads(1)), so results do not depend on the thread count. */
@@ -25,19 +35,30 @@ struct ops_ctx {
 void ops_linear(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                 const float *w, const float *b, int M, int K, int N);
 
-/* The same product computed per sample: `samples` blocks of `rows` rows,
- * each tiled on its own. OpenBLAS picks different kernels (with different
- * rounding) for different matrix heights, so one product over the whole
- * batch would make a row's result depend on the batch; per-sample tiles
- * keep every image independent of what it is batched with. */
-void ops_linear_samples(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
-                        const float *w, const float *b, int samples, int rows, int K, int N);
+/* out (samples * rows, l->out) = in . W^T + b for the token rows of
+ * several images, each image's result independent of the others and of the
+ * thread count:
+ *  - (out, in) weights: one set of BLAS tiles per image. OpenBLAS picks
+ *    kernels with different rounding for different matrix heights, and some
+ *    of its kernels (Haswell, Zen) round a row differently at different
+ *    positions of the same call, so images never share a call;
+ *  - transposed weights: our own kernel, which adds the products of every
+ *    output in one fixed order, so all rows are done together. */
+void ops_linear_tokens(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                       const struct linear *l, int samples, int rows);
 
-/* out (M, N) = in (M, K) . w^T + b for a few rows (conditioning vectors):
- * each output is one dot product in a fixed order, so a row's result does
- * not depend on M or on the thread count; w is read once for all rows. */
+/* out (M, l->out) = in (M, l->in) . W^T + b for a few rows (conditioning
+ * vectors), W (out, in): each output is one dot product in a fixed order,
+ * so a row's result does not depend on M or on the thread count; W is read
+ * once for all rows. */
 void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
-                      const float *w, const float *b, int M, int K, int N);
+                      const struct linear *l, int M);
+
+/* out (M, N) = in (M, K) . wt + b with wt (K, N), N a multiple of 16: the
+ * kernel behind transposed token layers. Every output is b[n] plus the
+ * products added in k order, whatever M, the row or the thread. */
+void ops_linear_t(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
+                  const float *wt, const float *b, int M, int K, int N);
 
 void ops_silu(const struct ops_ctx *c, float *out, const float *in, long n);
 void ops_gelu_tanh(const struct ops_ctx *c, float *x, long n);

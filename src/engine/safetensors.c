@@ -750,19 +750,26 @@ int st_to_f32(const struct st_tensor *t, float *out)
 
 void st_release(const struct st_file *f, const struct st_tensor *t)
 {
+    if (t)
+        st_release_bytes(f, t->data, t->nbytes);
+}
+
+void st_release_bytes(const struct st_file *f, const void *p, size_t nbytes)
+{
+    const uint8_t *data = p;
     uintptr_t page, lo, hi;
     long ps;
 
-    if (!f || !t || !f->mapped || t->data < f->base ||
-        t->nbytes > f->size - (size_t)(t->data - f->base))
+    if (!f || !data || !f->mapped || data < f->base ||
+        nbytes > f->size - (size_t)(data - f->base))
         return;
     ps = sysconf(_SC_PAGESIZE);
     if (ps <= 0)
         return;
     page = (uintptr_t)ps;
-    /* Only pages wholly inside t: the neighbours may still be wanted. */
-    lo = ((uintptr_t)t->data + page - 1) / page * page;
-    hi = ((uintptr_t)t->data + t->nbytes) / page * page;
+    /* Only pages wholly inside the range: the neighbours may still be wanted. */
+    lo = ((uintptr_t)data + page - 1) / page * page;
+    hi = ((uintptr_t)data + nbytes) / page * page;
     if (hi > lo)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

@@ -115,5 +115,7 @@ int st_to_f32(const struct st_tensor *t, float *out);
  * the whole pages inside t's bytes are dropped from f's mapping. Reading
  * them afterwards still works (they fault back in). No-op for st_parse. */
 void st_release(const struct st_file *f, const struct st_tensor *t);
+/* The same for any byte range; ignored when it is not inside f's mapping. */
+void st_release_bytes(const struct st_file *f, const void *p, size_t nbytes);
 
 #endif /* DITD_SAFETENSORS_H */

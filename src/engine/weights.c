@@ -149,6 +149,18 @@ static const float *bind_conv3(struct binder *b, const char *name, int cout, int
     return r;
 }
 
+/* A linear layer from tensors "<name>.weight" (out, in) and "<name>.bias". */
+static struct linear bind_linear(struct binder *b, const char *name, int out, int in)
+{
+    char w[160], bias[160];
+    snprintf(w, sizeof(w), "%s.weight", name);
+    snprintf(bias, sizeof(bias), "%s.bias", name);
+    struct linear l = { .in = in, .out = out };
+    l.w = bind2(b, w, out, in);
+    l.b = bind1(b, bias, out);
+    return l;
+}
+
 static const char *fmt(char *buf, size_t n, const char *f, ...)
 {
     va_list ap;
@@ -163,46 +175,31 @@ static const char *fmt(char *buf, size_t n, const char *f, ...)
  */
 static void bind_dit_original(struct binder *b, const struct dit_config *c, struct dit_weights *w)
 {
-    const int64_t D = c->hidden, F = c->mlp_hidden, p = c->patch;
-    const int64_t Po = p * p * c->out_channels;
+    const int D = c->hidden, F = c->mlp_hidden, p = c->patch;
+    const int P = c->in_channels * p * p, Po = p * p * c->out_channels;
     char n[128];
 
-    w->patch_w = bind4(b, "x_embedder.proj.weight", D, c->in_channels, p, p);
-    w->patch_b = bind1(b, "x_embedder.proj.bias", D);
+    w->patch = (struct linear){ .in = P, .out = D };
+    w->patch.w = bind4(b, "x_embedder.proj.weight", D, c->in_channels, p, p);
+    w->patch.b = bind1(b, "x_embedder.proj.bias", D);
     if (lookup(b, "pos_embed")) {
         const int64_t s[] = { 1, c->tokens, D };
         w->pos_embed = bind(b, "pos_embed", 3, s);
     }
-    w->t1_w = bind2(b, "t_embedder.mlp.0.weight", D, DIT_FREQ_DIM);
-    w->t1_b = bind1(b, "t_embedder.mlp.0.bias", D);
-    w->t2_w = bind2(b, "t_embedder.mlp.2.weight", D, D);
-    w->t2_b = bind1(b, "t_embedder.mlp.2.bias", D);
+    w->t1 = bind_linear(b, "t_embedder.mlp.0", D, DIT_FREQ_DIM);
+    w->t2 = bind_linear(b, "t_embedder.mlp.2", D, D);
     w->y_table = bind2(b, "y_embedder.embedding_table.weight", c->num_classes + 1, D);
 
     for (int l = 0; l < c->depth && !b->rc; l++) {
         struct dit_block_weights *k = &w->blocks[l];
-        const float *qkv_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.attn.qkv.weight", l), 3 * D, D);
-        const float *qkv_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.attn.qkv.bias", l), 3 * D);
-        if (b->rc)
-            return;
-        k->q_w = qkv_w;
-        k->k_w = qkv_w + D * D;
-        k->v_w = qkv_w + 2 * D * D;
-        k->q_b = qkv_b;
-        k->k_b = qkv_b + D;
-        k->v_b = qkv_b + 2 * D;
-        k->proj_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.attn.proj.weight", l), D, D);
-        k->proj_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.attn.proj.bias", l), D);
-        k->fc1_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc1.weight", l), F, D);
-        k->fc1_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc1.bias", l), F);
-        k->fc2_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc2.weight", l), D, F);
-        k->fc2_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc2.bias", l), D);
+        k->qkv = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.attn.qkv", l), 3 * D, D);
+        k->proj = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.attn.proj", l), D, D);
+        k->fc1 = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc1", l), F, D);
+        k->fc2 = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.mlp.fc2", l), D, F);
         if (c->block == DITD_BLOCK_ADALN_ZERO || c->block == DITD_BLOCK_ADALN) {
-            const int64_t chunks = c->block == DITD_BLOCK_ADALN_ZERO ? 6 : 4;
-            k->ada_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.adaLN_modulation.1.weight", l),
-                             chunks * D, D);
-            k->ada_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.adaLN_modulation.1.bias", l),
-                             chunks * D);
+            const int chunks = c->block == DITD_BLOCK_ADALN_ZERO ? 6 : 4;
+            k->ada = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.adaLN_modulation.1", l),
+                                 chunks * D, D);
             continue;
         }
         const int norms = c->block == DITD_BLOCK_CROSS_ATTENTION ? 3 : 2;
@@ -211,61 +208,115 @@ static void bind_dit_original(struct binder *b, const struct dit_config *c, stru
             k->norm_b[i] = bind1(b, fmt(n, sizeof(n), "blocks.%d.norm%d.bias", l, i + 1), D);
         }
         if (c->block == DITD_BLOCK_CROSS_ATTENTION) {
-            k->xq_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.q.weight", l), D, D);
-            k->xq_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.q.bias", l), D);
-            k->xkv_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.kv.weight", l), 2 * D, D);
-            k->xkv_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.kv.bias", l), 2 * D);
-            k->xproj_w = bind2(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.proj.weight", l), D, D);
-            k->xproj_b = bind1(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.proj.bias", l), D);
+            k->xq = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.q", l), D, D);
+            k->xkv = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.kv", l), 2 * D, D);
+            k->xproj = bind_linear(b, fmt(n, sizeof(n), "blocks.%d.cross_attn.proj", l), D, D);
         }
     }
-    w->final_ada_w = bind2(b, "final_layer.adaLN_modulation.1.weight", 2 * D, D);
-    w->final_ada_b = bind1(b, "final_layer.adaLN_modulation.1.bias", 2 * D);
-    w->final_w = bind2(b, "final_layer.linear.weight", Po, D);
-    w->final_b = bind1(b, "final_layer.linear.bias", Po);
+    w->final_ada = bind_linear(b, "final_layer.adaLN_modulation.1", 2 * D, D);
+    w->final = bind_linear(b, "final_layer.linear", Po, D);
 }
 
 /* ---------------------------------------------------------------------------
  * DiT, diffusers layout: the embedders are read from block 0 only.
  */
+/* The diffusers layout stores q, k and v apart; one (3D, D) copy lets the
+ * forward pass make one product, and the mapped originals are released. */
+static struct linear fuse_qkv(struct binder *b, const char *prefix, int D)
+{
+    const float *parts_w[3], *parts_b[3];
+    const char *names[3] = { "to_q", "to_k", "to_v" };
+    struct linear l = { .in = D, .out = 3 * D };
+    char n[160];
+
+    for (int i = 0; i < 3; i++) {
+        parts_w[i] = bind2(b, fmt(n, sizeof(n), "%s%s.weight", prefix, names[i]), D, D);
+        parts_b[i] = bind1(b, fmt(n, sizeof(n), "%s%s.bias", prefix, names[i]), D);
+    }
+    if (b->rc)
+        return l;
+    float *wq = malloc(sizeof(float) * 3 * (size_t)D * D);
+    float *bq = malloc(sizeof(float) * 3 * (size_t)D);
+    if (!wq || !bq) {
+        free(wq);
+        free(bq);
+        binder_fail(b, DITD_ENOMEM, "out of memory fusing %sto_q/k/v", prefix);
+        return l;
+    }
+    /* model_own frees what it cannot keep. */
+    if (model_own(b->m, wq) != 0 || model_own(b->m, bq) != 0) {
+        binder_fail(b, DITD_ENOMEM, "out of memory fusing %sto_q/k/v", prefix);
+        return l;
+    }
+    for (int i = 0; i < 3; i++) {
+        memcpy(wq + (size_t)i * D * D, parts_w[i], sizeof(float) * (size_t)D * D);
+        memcpy(bq + (size_t)i * D, parts_b[i], sizeof(float) * (size_t)D);
+        st_release(b->f, lookup(b, fmt(n, sizeof(n), "%s%s.weight", prefix, names[i])));
+    }
+    l.w = wq;
+    l.b = bq;
+    return l;
+}
+
 static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, struct dit_weights *w)
 {
-    const int64_t D = c->hidden, F = c->mlp_hidden, p = c->patch;
-    const int64_t Po = p * p * c->out_channels;
+    const int D = c->hidden, F = c->mlp_hidden, p = c->patch;
+    const int P = c->in_channels * p * p, Po = p * p * c->out_channels;
     const char *emb = "transformer_blocks.0.norm1.emb.";
     char n[160];
 
-    w->patch_w = bind4(b, "pos_embed.proj.weight", D, c->in_channels, p, p);
-    w->patch_b = bind1(b, "pos_embed.proj.bias", D);
-    w->t1_w = bind2(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_1.weight", emb), D, DIT_FREQ_DIM);
-    w->t1_b = bind1(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_1.bias", emb), D);
-    w->t2_w = bind2(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_2.weight", emb), D, D);
-    w->t2_b = bind1(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_2.bias", emb), D);
+    w->patch = (struct linear){ .in = P, .out = D };
+    w->patch.w = bind4(b, "pos_embed.proj.weight", D, c->in_channels, p, p);
+    w->patch.b = bind1(b, "pos_embed.proj.bias", D);
+    w->t1 = bind_linear(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_1", emb), D, DIT_FREQ_DIM);
+    w->t2 = bind_linear(b, fmt(n, sizeof(n), "%stimestep_embedder.linear_2", emb), D, D);
     w->y_table = bind2(b, fmt(n, sizeof(n), "%sclass_embedder.embedding_table.weight", emb),
                        c->num_classes + 1, D);
 
     for (int l = 0; l < c->depth && !b->rc; l++) {
         struct dit_block_weights *k = &w->blocks[l];
-        const char *qkv[3] = { "to_q", "to_k", "to_v" };
-        const float **ws[3] = { &k->q_w, &k->k_w, &k->v_w };
-        const float **bs[3] = { &k->q_b, &k->k_b, &k->v_b };
-        for (int i = 0; i < 3; i++) {
-            *ws[i] = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.%s.weight", l, qkv[i]), D, D);
-            *bs[i] = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.%s.bias", l, qkv[i]), D);
-        }
-        k->proj_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.to_out.0.weight", l), D, D);
-        k->proj_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.to_out.0.bias", l), D);
-        k->fc1_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.0.proj.weight", l), F, D);
-        k->fc1_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.0.proj.bias", l), F);
-        k->fc2_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.2.weight", l), D, F);
-        k->fc2_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.2.bias", l), D);
-        k->ada_w = bind2(b, fmt(n, sizeof(n), "transformer_blocks.%d.norm1.linear.weight", l), 6 * D, D);
-        k->ada_b = bind1(b, fmt(n, sizeof(n), "transformer_blocks.%d.norm1.linear.bias", l), 6 * D);
+        k->qkv = fuse_qkv(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.", l), D);
+        k->proj = bind_linear(b, fmt(n, sizeof(n), "transformer_blocks.%d.attn1.to_out.0", l), D, D);
+        k->fc1 = bind_linear(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.0.proj", l), F, D);
+        k->fc2 = bind_linear(b, fmt(n, sizeof(n), "transformer_blocks.%d.ff.net.2", l), D, F);
+        k->ada = bind_linear(b, fmt(n, sizeof(n), "transformer_blocks.%d.norm1.linear", l), 6 * D, D);
     }
-    w->final_ada_w = bind2(b, "proj_out_1.weight", 2 * D, D);
-    w->final_ada_b = bind1(b, "proj_out_1.bias", 2 * D);
-    w->final_w = bind2(b, "proj_out_2.weight", Po, D);
-    w->final_b = bind1(b, "proj_out_2.bias", Po);
+    w->final_ada = bind_linear(b, "proj_out_1", 2 * D, D);
+    w->final = bind_linear(b, "proj_out_2", Po, D);
+}
+
+/* Token layers re-laid out (in, out) for ops_linear_t; the mapped pages of
+ * the (out, in) originals are released. (Copies made at load, such as a
+ * converted F16 tensor, stay allocated: a few small models only.) */
+static int transpose_linear(struct ditd_model *m, const struct st_file *f, struct linear *l)
+{
+    if (!l->w)
+        return 0;
+    float *t = malloc(sizeof(float) * (size_t)l->in * l->out);
+    if (!t || model_own(m, t) != 0)
+        return DITD_ENOMEM;
+    for (int o = 0; o < l->out; o++)
+        for (int i = 0; i < l->in; i++)
+            t[(size_t)i * l->out + o] = l->w[(size_t)o * l->in + i];
+    st_release_bytes(f, l->w, sizeof(float) * (size_t)l->in * l->out);
+    l->w = t;
+    l->transposed = 1;
+    return 0;
+}
+
+static int transpose_token_layers(struct ditd_model *m, const struct st_file *f,
+                                  struct dit_weights *w, int depth)
+{
+    int rc = transpose_linear(m, f, &w->patch);
+    if (!rc)
+        rc = transpose_linear(m, f, &w->final);
+    for (int l = 0; l < depth && !rc; l++) {
+        struct dit_block_weights *k = &w->blocks[l];
+        struct linear *layers[] = { &k->qkv, &k->proj, &k->fc1, &k->fc2, &k->xq, &k->xproj };
+        for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]) && !rc; i++)
+            rc = transpose_linear(m, f, layers[i]);
+    }
+    return rc;
 }
 
 int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t errlen)
@@ -287,6 +338,10 @@ int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t er
         bind_dit_diffusers(&b, c, &m->dw);
     if (b.rc)
         return b.rc;
+    if (c->transposed && transpose_token_layers(m, f, &m->dw, c->depth) != 0) {
+        snprintf(err, errlen, "out of memory re-laying out the transformer weights");
+        return DITD_ENOMEM;
+    }
 
     if (!m->dw.pos_embed) {
         float *pe = malloc(sizeof(float) * (size_t)c->tokens * (size_t)c->hidden);

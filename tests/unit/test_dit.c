@@ -26,10 +26,11 @@ static void forward(const struct dit_config *c, const struct dit_weights *w, int
     team_free(team);
 }
 
-int main(void)
+/* Rows alone, batched in any composition, on 1, 2 or 3 threads: same bits. */
+static void check_invariance(int latent, int expect_transposed)
 {
     struct dit_config c = {
-        .in_channels = 4, .out_channels = 8, .input_size = 16, .patch = 2, .hidden = 96,
+        .in_channels = 4, .out_channels = 8, .input_size = latent, .patch = 2, .hidden = 96,
         .depth = 3, .heads = 3, .num_classes = 10, .block = DITD_BLOCK_ADALN_ZERO,
         .t_divisor = 128.0f, .mlp_norm_eps = 1e-6f,
     };
@@ -37,8 +38,9 @@ int main(void)
     struct dit_weights w = { 0 };
     enum { ROWS = 7 };
     CHECK(dit_config_finish(&c, err, sizeof(err)) == 0);
+    CHECK_EQ_INT(c.transposed, expect_transposed);
     float *mem = dit_weights_random(&c, &w, 99);
-    const size_t in = (size_t)4 * 16 * 16, outn = (size_t)8 * 16 * 16;
+    const size_t in = (size_t)4 * latent * latent, outn = (size_t)8 * latent * latent;
     float *x = malloc(sizeof(float) * in * ROWS), *all = malloc(sizeof(float) * outn * ROWS);
     float *one = malloc(sizeof(float) * outn * ROWS);
     int t[ROWS] = { 999, 17, 500, 0, 250, 999, 3 }, y[ROWS] = { 3, 10, 7, 0, 9, 10, 1 };
@@ -58,5 +60,11 @@ int main(void)
     free(x);
     free(all);
     free(one);
+}
+
+int main(void)
+{
+    check_invariance(16, 0); /* 64 tokens: BLAS tiles per image */
+    check_invariance(8, 1);  /* 16 tokens: the transposed-weight kernel */
     return test_status();
 }

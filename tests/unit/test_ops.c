@@ -49,6 +49,30 @@ static void test_linear(const struct ops_ctx *c, unsigned *seed)
     free(in); free(w); free(b); free(out); free(ref);
 }
 
+/* The transposed-weight kernel: against the reference, and the same bits
+ * for a row wherever it sits among how many rows. */
+static void test_linear_t(const struct ops_ctx *c, unsigned *seed)
+{
+    const int M = 37, K = 53, N = 48, ldo = 50, ldi = 60;
+    float *in = randv((size_t)M * ldi, seed, 1), *w = randv((size_t)N * K, seed, 1);
+    float *b = randv(N, seed, 1), *wt = malloc(sizeof(float) * N * K);
+    float *out = calloc((size_t)M * ldo, sizeof(float)), *ref = calloc((size_t)M * ldo, sizeof(float));
+    float *one = calloc((size_t)ldo, sizeof(float));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            wt[(size_t)k * N + n] = w[(size_t)n * K + k];
+    ops_linear_t(c, out, ldo, in, ldi, wt, b, M, K, N);
+    ops_ref_linear(ref, ldo, in, ldi, w, b, M, K, N);
+    CHECK(near_ref(out, ref, (size_t)M * ldo, 1e-5, "linear_t"));
+    int moved = 0;
+    for (int r = 0; r < M; r++) {
+        ops_linear_t(c, one, ldo, in + (size_t)r * ldi, ldi, wt, b, 1, K, N);
+        moved += memcmp(one, out + (size_t)r * ldo, sizeof(float) * N) != 0;
+    }
+    CHECK_EQ_INT(moved, 0);
+    free(in); free(w); free(b); free(wt); free(out); free(ref); free(one);
+}
+
 static void test_activations(const struct ops_ctx *c, unsigned *seed)
 {
     const long n = 100003; /* above the threshold that wakes the team */
@@ -149,6 +173,7 @@ int main(void)
         struct ops_ctx c = { .team = team };
         blas_set_threads(1);
         test_linear(&c, &seed);
+        test_linear_t(&c, &seed);
         test_activations(&c, &seed);
         test_layernorm(&c, &seed);
         test_attention(&c, &seed);
