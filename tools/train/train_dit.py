@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--eval-cfg", type=float, nargs="+", default=[1.0, 4.0])
     ap.add_argument("--vae", help="vae dir, for --eval-every")
     ap.add_argument("--curve", help="JSON file for the evaluation curve")
+    ap.add_argument("--save-every", type=int, default=0,
+                    help="also export the EMA weights every N steps to OUT-stepN")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("TRAIN_THREADS", "2")))
     torch.manual_seed(args.seed)
@@ -139,6 +141,8 @@ def main():
         if evaluator and (step % args.eval_every == 0 or step == args.steps):
             run_eval(step)
             model.train()
+        if args.save_every and step % args.save_every == 0 and step < args.steps:
+            save_transformer(ema, f"{args.out}-step{step}", args.guidance_channels)
     save_transformer(ema, args.out, args.guidance_channels)
     log(f"saved EMA transformer to {args.out} ({time.time() - t0:.0f}s)")
 

@@ -37,6 +37,8 @@ def save_vae(vae, outdir):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--channels", type=int, nargs="+", default=list(VAE_CONFIG["block_out_channels"]))
+    ap.add_argument("--groups", type=int, default=VAE_CONFIG["norm_num_groups"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--batch", type=int, default=64)
@@ -53,7 +55,8 @@ def main():
     x_all = to_model_range(imgs)                                   # (60000, 1, 32, 32)
     test_imgs, _ = load_fmnist("t10k")
     x_test = to_model_range(test_imgs[:500])
-    vae = AutoencoderKL(**VAE_CONFIG)
+    vae = AutoencoderKL(**dict(VAE_CONFIG, block_out_channels=tuple(args.channels),
+                               norm_num_groups=args.groups))
     log(f"vae: {sum(p.numel() for p in vae.parameters()):,} params")
     opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
     warm = 100
