@@ -48,6 +48,7 @@ int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int ma
         return -ENOMEM;
     }
     atomic_init(&s->abort_reason, -1);
+    s->fail_seed = -1;
     s->model = m;
     s->max_rows = max_rows;
     s->max_queue = max_queue;
@@ -625,6 +626,16 @@ static void finish_images(struct sched *s, struct ditd_worker *w, struct sched_w
     }
 }
 
+/* The fault-injection hook (tests only): does this batch hold the marked job? */
+static bool fault_due(const struct sched *s, const struct sched_worker *ws)
+{
+    for (int i = 0; s->fail_seed >= 0 && i < ws->n; i++)
+        if (ws->slots[i].job->seed == (uint64_t)s->fail_seed &&
+            ditd_image_steps_done(ws->slots[i].img) >= 2)
+            return true;
+    return false;
+}
+
 static void step(struct sched *s, struct ditd_worker *w, struct sched_worker *ws)
 {
     int64_t t0;
@@ -638,7 +649,7 @@ static void step(struct sched *s, struct ditd_worker *w, struct sched_worker *ws
 
         nanosleep(&ts, NULL);
     }
-    rc = ditd_step(w, ws->imgs, ws->n);
+    rc = fault_due(s, ws) ? DITD_EIO : ditd_step(w, ws->imgs, ws->n);
     metrics_observe_ns(&metrics.forward, (uint64_t)(job_now_ns() - t0));
     if (rc < 0) {
         while (ws->n > 0) {

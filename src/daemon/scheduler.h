@@ -46,6 +46,9 @@ struct sched {
     _Atomic bool busy[SCHED_MAX_WORKERS];
     /* Test hook: every forward sleeps this long (ms), 0 = off. */
     int slow_step_ms;
+    /* Test hook: a forward holding an image of a job with this seed fails,
+     * as the engine would, once that image has taken 2 steps; -1 = off. */
+    int64_t fail_seed;
 };
 
 int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int max_queue,

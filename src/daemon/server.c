@@ -55,6 +55,7 @@ static void load_done(uv_work_t *req, int status)
     rc = sched_init(&s->sched, s->model, s->cfg.max_batch, s->cfg.max_queue, pool_notify, &s->pool);
     if (rc == 0) {
         const char *delay = getenv("DITD_TEST_STEP_DELAY_MS");
+        const char *fault = getenv("DITD_TEST_FAIL_SEED");
 
         s->sched_ready = true;
         /* Test hook: slow every step down so tests can watch jobs run. */
@@ -62,6 +63,12 @@ static void load_done(uv_work_t *req, int status)
             s->sched.slow_step_ms = atoi(delay);
             log_msg(LOG_LEVEL_WARN, "DITD_TEST_STEP_DELAY_MS=%d: every step sleeps (tests only)",
                     s->sched.slow_step_ms);
+        }
+        /* Test hook: the forward passes of one seed fail, as an engine fault would. */
+        if (fault && *fault) {
+            s->sched.fail_seed = strtoll(fault, NULL, 10);
+            log_msg(LOG_LEVEL_WARN, "DITD_TEST_FAIL_SEED=%lld: steps of that seed fail (tests only)",
+                    (long long)s->sched.fail_seed);
         }
         rc = pool_start(&s->pool, &s->sched, s->model, s->workers, s->cfg.max_batch, s->threads,
                         err, sizeof(err));
