@@ -76,9 +76,12 @@ bool auth_key_ok(const struct auth *a, const char *key, size_t len)
         unsigned diff = (unsigned)(len ^ a->key_len[k]);
 
         for (size_t i = 0; i < AUTH_KEY_MAX; i++) {
-            /* Branch-free select of the presented byte (0 past its end). */
-            unsigned mask = 0u - (unsigned)(i < len);
-            unsigned g = (unsigned char)key[i < len ? i : 0] & mask;
+            /* The presented byte, or 0 past its end, selected with a mask
+             * rather than a condition: a conditional index let the
+             * compiler split the loop at `len`, and the work then
+             * depended on the length (seen with callgrind). */
+            size_t mask = (size_t)0 - (size_t)(i < len);
+            unsigned g = (unsigned char)key[i & mask] & (unsigned)mask;
 
             diff |= g ^ (unsigned char)a->keys[k][i];
         }
