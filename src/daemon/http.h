@@ -46,6 +46,8 @@ struct http_req {
     struct MHD_Response *response;  /* to queue on the next handler call */
     bool response_static;       /* shared response: do not destroy */
     bool queued, suspended, hungup, dispatched;
+    bool too_large;             /* a chunked body passed max_body: 413 at its end */
+    size_t discarded;           /* body bytes dropped since then */
     const char *cors_origin;    /* allowed Origin to echo, or NULL */
     int nhdr;
     struct {
