@@ -7,9 +7,10 @@ runtime="libopenblas0-pthread libjansson4 libpng16-16 libmicrohttpd12 libuv1 lib
 build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-dev libpng-dev
        libmicrohttpd-dev libuv1-dev libinih-dev"
 # Tests: the PyTorch reference and the training data, promtool, systemd-analyze,
-# sanitizer runtimes and libFuzzer (clang), valgrind, load generators.
+# sanitizer runtimes and libFuzzer (clang), valgrind, load generators, slowhttptest
+# (slow-client tests) and strace (the file-access test).
 tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
-       systemd clang libclang-rt-14-dev valgrind wrk curl"
+       systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace"
 
 if [ "${1:-}" = "--runtime-only" ]; then
     packages=$runtime

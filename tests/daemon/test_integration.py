@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from harness import Daemon, ensure_model, is_png, png_from_b64, sse_events
+from harness import SLOW, Daemon, ensure_model, is_png, png_from_b64, sse_events
 
 DELAY = {"DITD_TEST_STEP_DELAY_MS": "20"}
 TESTS = {}
@@ -350,7 +350,7 @@ def validation_and_framing(a):
         check(s == 413 and b["error"]["type"] == "payload_too_large", "413 %d" % s)
 
         def raw(head, body=b""):
-            sock = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            sock = socket.create_connection(("127.0.0.1", d.port), timeout=5 * SLOW)
             sock.sendall(head.encode() + body)
             data = sock.recv(65536)
             sock.close()
