@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <ini.h>
 #include <math.h>
@@ -130,6 +131,7 @@ static int opt_set(struct config *c, const struct opt *o, const char *value,
         return 0;
     case OPT_INT:
     case OPT_BYTES: {
+        long long unit = 1;
         long long v;
 
         errno = 0;
@@ -138,11 +140,18 @@ static int opt_set(struct config *c, const struct opt *o, const char *value,
             set_err(err, errlen, "%s: '%s' is not an integer", o->key, value);
             return -EINVAL;
         }
-        if (o->type == OPT_BYTES && (*end == 'k' || *end == 'K')) {
-            v *= 1024;
-            end++;
-        } else if (o->type == OPT_BYTES && (*end == 'm' || *end == 'M')) {
-            v *= 1024 * 1024;
+        if (o->type == OPT_BYTES && (*end == 'k' || *end == 'K'))
+            unit = 1024;
+        else if (o->type == OPT_BYTES && (*end == 'm' || *end == 'M'))
+            unit = 1024 * 1024;
+        if (unit > 1) {
+            /* Range-check before scaling: the product could overflow. */
+            if (v > LLONG_MAX / unit || v < LLONG_MIN / unit) {
+                set_err(err, errlen, "%s: '%s' is outside %.0f..%.0f", o->key, value, o->min,
+                        o->max);
+                return -EINVAL;
+            }
+            v *= unit;
             end++;
         }
         if (*end) {

@@ -107,6 +107,15 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(config_load_file(&c, path, err, sizeof(err)), -EINVAL);
     CHECK_STR_CONTAINS(err, "not a finite number");
 
+    /* A suffix that would overflow the product (found by fuzz_config; was signed overflow). */
+    path = write_file("f.conf", "[server]\nmax_body = 99999999999999999m\n");
+    config_defaults(&c);
+    CHECK_EQ_INT(config_load_file(&c, path, err, sizeof(err)), -EINVAL);
+    CHECK_STR_CONTAINS(err, "max_body: '99999999999999999m' is outside");
+    path = write_file("g.conf", "[server]\nmax_body = -9999999999999999k\n");
+    config_defaults(&c);
+    CHECK_EQ_INT(config_load_file(&c, path, err, sizeof(err)), -EINVAL);
+
     config_defaults(&c);
     CHECK_EQ_INT(config_load_file(&c, "/nonexistent/ditd.conf", err, sizeof(err)), -ENOENT);
     CHECK_STR_CONTAINS(err, "cannot open config file");
