@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Write the seed corpora of the fuzz targets: small handmade files, one per
 corruption kind of docs/models.md (safetensors) and of npy.c, plus valid
-files of every dtype. Run from anywhere; rewrites fuzz/corpus/ in place.
+files of every dtype; the malformed request list of the reliability tests
+(tests/reliability/badbodies.py) for the request decoder; configuration files
+and flag lists for the config parser. Run from anywhere; rewrites
+fuzz/corpus/ in place.
 
     /usr/bin/python3 fuzz/make_corpus.py
 """
@@ -140,6 +143,57 @@ def npy_seeds():
     }
 
 
+def request_seeds():
+    """POST /generate bodies: valid ones, and the malformed list of the reliability tests."""
+    import sys
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "reliability"))
+    import badbodies
+    seeds = {
+        "valid_min": b'{"class":1}',
+        "valid_name": b'{"class":"sneaker","cfg":4.0}',
+        "valid_all": badbodies.dumps(badbodies.VALID),
+        "valid_stream": b'{"class":7,"stream":true,"preview":5,"steps":20,"n":8,"seed":-1}',
+        "valid_integral_real": b'{"class":2.0,"steps":25.0,"seed":9007199254740991}',
+    }
+    for i, (kind, body) in enumerate(badbodies.bodies(1000, 65536)):
+        # Every handmade case; one in five of the random garbage is enough.
+        if len(body) <= 2048 and (not kind.startswith("garbage") or i % 5 == 0):
+            seeds["bad_%04d_%s" % (i, kind)] = body
+    return seeds
+
+
+def config_seeds():
+    """First byte even: an INI file; odd: argv, one argument per line (fuzz_config.c)."""
+    with open(os.path.join(HERE, "..", "conf", "ditd.conf"), "rb") as f:
+        conf = f.read()
+    files = {
+        "conf_shipped": conf,
+        "conf_small": b"[compute]\nworkers = 2 ; inline comment\n[queue]\nmax_queue = 5\n",
+        "conf_unknown_key": b"[server]\n\nlisten = x:1\nbogus = 1\n",
+        "conf_wrong_section": b"[server]\nworkers = 2\n",
+        "conf_range": b"[compute]\nmax_batch = 0\n",
+        "conf_nan": b"[request]\ndefault_cfg = nan\n",
+        "conf_bytes": b"[server]\nmax_body = 16m\nhttp_memory = 9k\n",
+        "conf_overflow": b"[server]\nmax_body = 99999999999999999999k\n",
+        "conf_lists": b"[auth]\napi_keys = a, b ,,c\ncors_origins = *, https://x\n",
+        "conf_cross": b"[request]\ndefault_steps = 900\nmax_steps = 10\n",
+        "conf_no_section": b"workers = 1\n",
+        "conf_long_line": b"[auth]\napi_keys = " + b"k" * 300 + b"\n",
+        "conf_bool": b"[log]\naccess_log = maybe\n",
+    }
+    args = {
+        "args_flags": b"--workers\n2\n--max-queue\n7\n--listen\n127.0.0.1:0",
+        "args_equals": b"--max-body=1k\n--log-level=debug\n--access-log=yes",
+        "args_short": b"-w\n1\n-b\n4\n-q\n0\n-m\n/tmp/x",
+        "args_bad": b"--workers\nx\n--nope\nstray",
+        "args_help": b"--help",
+        "args_probe": b"--probe\n--listen\n[::1]:80",
+    }
+    seeds = {k: b"\x00" + v for k, v in files.items()}
+    seeds.update({k: b"\x01" + v for k, v in args.items()})
+    return seeds
+
+
 def write(target, seeds, ext):
     d = os.path.join(CORPUS, target)
     shutil.rmtree(d, ignore_errors=True)
@@ -153,3 +207,5 @@ def write(target, seeds, ext):
 if __name__ == "__main__":
     write("fuzz_safetensors", safetensors_seeds(), ".safetensors")
     write("fuzz_npy", npy_seeds(), ".npy")
+    write("fuzz_request", request_seeds(), ".json")
+    write("fuzz_config", config_seeds(), ".bin")
