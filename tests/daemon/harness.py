@@ -139,14 +139,20 @@ class Daemon:
         return rc
 
     def valgrind_report(self, rc):
-        """Print memcheck's logs when it found errors (exit code VALGRIND_ERROR)."""
-        if not VALGRIND or rc != VALGRIND_ERROR:
+        """Print memcheck's summary lines, and its whole logs when it found errors (exit code
+        VALGRIND_ERROR)."""
+        if not VALGRIND:
             return
         d = os.path.dirname(self.vg_log)
         for name in sorted(os.listdir(d)):
             if name.startswith("valgrind."):
                 with open(os.path.join(d, name)) as f:
-                    sys.stderr.write(f.read())
+                    text = f.read()
+                if rc == VALGRIND_ERROR:
+                    sys.stderr.write(text)
+                keep = ("ERROR SUMMARY", "definitely lost", "All heap blocks were freed")
+                print("memcheck: " + "; ".join(l.split("== ", 1)[-1] for l in text.splitlines()
+                                               if any(k in l for k in keep)), flush=True)
 
     def kill(self):
         if self.proc.poll() is None and VALGRIND:
