@@ -620,18 +620,47 @@ def disconnect_storm(a):
             freed.append(time.time() - t0)
             check(m["ditd_images_running"] == 0, "wave %d: slots still busy" % wave)
             extra_steps.append((m["ditd_denoise_steps_total"] - steps0) / 10)
+        check(max(extra_steps) <= 2, "steps run after the close per image: %s" % extra_steps)
+        # Plain requests: the connection is suspended while its image runs, and libmicrohttpd
+        # does not watch it; the 100 ms hang-up probe finds the close.
+        plain_steps, plain_freed = [], []
+        for wave in range(3):
+            socks = []
+            for i in range(10):
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+                body = json.dumps({"class": i, "cfg": 1.0, "steps": 1000})
+                s.sendall(post_head(len(body)) + body.encode())
+                socks.append(s)
+            deadline = time.time() + 10
+            while d.metrics()["ditd_images_running"] < 10 and time.time() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.1))
+            steps0 = d.metrics()["ditd_denoise_steps_total"]
+            t0 = time.time()
+            for s in socks:
+                s.close()
+            while time.time() < t0 + 10:
+                m = d.metrics()
+                if m["ditd_images_running"] == 0 and m["ditd_workers_busy"] == 0:
+                    break
+                time.sleep(0.005)
+            plain_freed.append(time.time() - t0)
+            check(m["ditd_images_running"] == 0, "plain wave %d: slots still busy" % wave)
+            plain_steps.append((m["ditd_denoise_steps_total"] - steps0) / 10)
         m = d.metrics()
-        check(m['ditd_jobs_cancelled_total{reason="disconnect"}'] == 100,
+        check(m['ditd_jobs_cancelled_total{reason="disconnect"}'] == 130,
               "cancelled for disconnect: %s" % m['ditd_jobs_cancelled_total{reason="disconnect"}'])
         check(m["ditd_stream_clients"] == 0, "stream gauge %s" % m["ditd_stream_clients"])
-        check(max(extra_steps) <= 2, "steps run after the close per image: %s" % extra_steps)
+        # The probe period (100 ms) is 5 steps of 20 ms; add the step in flight and one more.
+        check(max(plain_steps) <= 100 / delay + 2, "plain: steps after the close %s" % plain_steps)
         check(d.request("POST", "/generate", VALID)[0] == 200, "a valid request afterwards")
         clean_exit(d)
         figure("disconnect_storm", "100 streams closed after 1-5 progress events (%d ms steps): "
                "100 cancelled (reason disconnect), slots free %.0f ms after the close at worst, "
-               "at most %.1f steps per image after the close; clean exit 0%s"
-               % (delay, max(freed) * 1000, max(extra_steps),
-                  " under ASan+LSan" if a.sanitized else ""))
+               "at most %.1f steps per image after the close; 30 plain requests closed while "
+               "running: free %.0f ms after at worst, at most %.1f steps after; clean exit 0%s"
+               % (delay, max(freed) * 1000, max(extra_steps), max(plain_freed) * 1000,
+                  max(plain_steps), " under ASan+LSan" if a.sanitized else ""))
 
 
 def stream_outcome(resp):
