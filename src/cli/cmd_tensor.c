@@ -82,6 +82,16 @@ static int read_latents(const char *path, const struct ditd_model_info *i, struc
     return 0;
 }
 
+/* Write (n, c, size, size) float32 as .npy; 0 or 1 after printing why. */
+static int write_nchw(const char *path, const float *data, int n, int c, int size)
+{
+    char err[DITD_ERR_LEN];
+    const int64_t shape[4] = { n, c, size, size };
+    if (npy_write(path, NPY_F32, 4, shape, data, err, sizeof(err)) != 0)
+        return cli_fail("%s", err);
+    return 0;
+}
+
 int cmd_forward(int argc, char **argv)
 {
     struct tensor_opts o = { 0 };
@@ -119,12 +129,7 @@ int cmd_forward(int argc, char **argv)
         cli_fail("forward pass failed");
         goto out;
     }
-    const int64_t shape[4] = { n, oc, i->latent_size, i->latent_size };
-    if (npy_write(o.out, NPY_F32, 4, shape, out, err, sizeof(err)) != 0) {
-        cli_fail("%s", err);
-        goto out;
-    }
-    rc = 0;
+    rc = write_nchw(o.out, out, n, oc, i->latent_size);
 out:
     ditd_worker_free(w);
     ditd_model_free(m);
@@ -192,16 +197,10 @@ int cmd_decode(int argc, char **argv)
     }
     ditd_decode_latents(w, z.data, n, out);
     const size_t len = strlen(o.out);
-    if (len > 4 && strcmp(o.out + len - 4, ".png") == 0) {
+    if (len > 4 && strcmp(o.out + len - 4, ".png") == 0)
         rc = write_png_file(o.out, out, channels, i->image_size);
-        goto out;
-    }
-    const int64_t shape[4] = { n, channels, i->image_size, i->image_size };
-    if (npy_write(o.out, NPY_F32, 4, shape, out, err, sizeof(err)) != 0) {
-        cli_fail("%s", err);
-        goto out;
-    }
-    rc = 0;
+    else
+        rc = write_nchw(o.out, out, n, channels, i->image_size);
 out:
     ditd_worker_free(w);
     ditd_model_free(m);

@@ -200,8 +200,7 @@ static void embed_condition(const struct dit_config *cfg, const struct dit_weigh
     ops_silu(c, s->silu_c, s->c, (long)n * D);
 }
 
-/* att = MultiHeadSelfAttention(h) over each row's seq tokens, before the
- * output projection. */
+/* h = proj(MultiHeadSelfAttention(h)) over each row's seq tokens. */
 static void self_attention(const struct dit_config *cfg, const struct dit_block_weights *b,
                            struct dit_state *s, const struct ops_ctx *c, int n)
 {
@@ -211,6 +210,7 @@ static void self_attention(const struct dit_config *cfg, const struct dit_block_
     ops_linear_tokens(c, qkv, 3 * D, s->h, D, &b->qkv, n, S);
     ops_attention(c, s->att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D,
                   n, S, S, cfg->heads, cfg->head_dim, s->scratch);
+    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
 }
 
 /* h = MLP(h): fc1, tanh GELU, fc2. */
@@ -239,7 +239,6 @@ static void block_adaln(const struct dit_config *cfg, const struct dit_block_wei
 
     ops_layernorm_modulate(c, s->h, s->x, shift_msa, scale_msa, ms, n, S, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
     ops_gated_add(c, s->x, s->h, gate_msa, ms, n, S, D);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_mlp, scale_mlp, ms, n, S, D, cfg->mlp_norm_eps);
@@ -247,42 +246,32 @@ static void block_adaln(const struct dit_config *cfg, const struct dit_block_wei
     ops_gated_add(c, s->x, s->h, gate_mlp, ms, n, S, D);
 }
 
-/* x += Attn(norm1(x)); x += XAttn(norm2(x), cond); x += MLP(norm3(x)). */
-static void block_cross_attention(const struct dit_config *cfg, const struct dit_block_weights *b,
-                                  struct dit_state *s, const struct ops_ctx *c, int n)
+/* Pre-norm blocks with affine LayerNorms, no modulation:
+ *   in context:       x += Attn(norm1(x)); x += MLP(norm2(x))
+ *   cross-attention:  x += Attn(norm1(x)); x += XAttn(norm2(x), [t_emb; y_emb]);
+ *                     x += MLP(norm3(x)) */
+static void block_prenorm(const struct dit_config *cfg, const struct dit_block_weights *b,
+                          struct dit_state *s, const struct ops_ctx *c, int n)
 {
     const int D = cfg->hidden, S = cfg->seq, M = n * S;
+    const int cross = cfg->block == DITD_BLOCK_CROSS_ATTENTION;
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
     self_attention(cfg, b, s, c, n);
-    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
     ops_add(c, s->x, s->h, (long)M * D);
 
-    ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, 1e-6f);
-    ops_linear_tokens(c, s->big, D, s->h, D, &b->xq, n, S);
-    ops_linear_small(c, s->kv, s->cond, &b->xkv, 2 * n);
-    ops_attention(c, s->att, D, s->big, D, s->kv, 2 * D, s->kv + D, 2 * D,
-                  n, S, 2, cfg->heads, cfg->head_dim, s->scratch);
-    ops_linear_tokens(c, s->h, D, s->att, D, &b->xproj, n, S);
-    ops_add(c, s->x, s->h, (long)M * D);
+    if (cross) {
+        ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, 1e-6f);
+        ops_linear_tokens(c, s->big, D, s->h, D, &b->xq, n, S);
+        ops_linear_small(c, s->kv, s->cond, &b->xkv, 2 * n);
+        ops_attention(c, s->att, D, s->big, D, s->kv, 2 * D, s->kv + D, 2 * D,
+                      n, S, 2, cfg->heads, cfg->head_dim, s->scratch);
+        ops_linear_tokens(c, s->h, D, s->att, D, &b->xproj, n, S);
+        ops_add(c, s->x, s->h, (long)M * D);
+    }
 
-    ops_layernorm_affine(c, s->h, s->x, b->norm_w[2], b->norm_b[2], M, D, cfg->mlp_norm_eps);
-    mlp(cfg, b, s, c, n);
-    ops_add(c, s->x, s->h, (long)M * D);
-}
-
-/* Plain pre-norm ViT block over [t_emb, y_emb, patches]. */
-static void block_in_context(const struct dit_config *cfg, const struct dit_block_weights *b,
-                             struct dit_state *s, const struct ops_ctx *c, int n)
-{
-    const int D = cfg->hidden, S = cfg->seq, M = n * S;
-
-    ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
-    self_attention(cfg, b, s, c, n);
-    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
-    ops_add(c, s->x, s->h, (long)M * D);
-
-    ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, cfg->mlp_norm_eps);
+    const int last = cross ? 2 : 1;
+    ops_layernorm_affine(c, s->h, s->x, b->norm_w[last], b->norm_b[last], M, D, cfg->mlp_norm_eps);
     mlp(cfg, b, s, c, n);
     ops_add(c, s->x, s->h, (long)M * D);
 }
@@ -318,10 +307,8 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
             block_adaln(cfg, b, s, c, n, 0);
             break;
         case DITD_BLOCK_CROSS_ATTENTION:
-            block_cross_attention(cfg, b, s, c, n);
-            break;
         case DITD_BLOCK_IN_CONTEXT:
-            block_in_context(cfg, b, s, c, n);
+            block_prenorm(cfg, b, s, c, n);
             break;
         }
     }

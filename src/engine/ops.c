@@ -342,6 +342,9 @@ static void row_stats(const float *x, int D, float eps, float *mean_out, float *
     *rstd_out = 1.0f / sqrtf(var / (float)D + eps);
 }
 
+/* One LayerNorm loop for both kinds: with job->a/b per-sample shift/scale
+ * vectors (modulate) when job->stride is set, else per-feature weight and
+ * bias (affine), or neither. */
 VECTOR_CLONES
 static void layernorm_rows(struct rows_job *job, long begin, long end)
 {
@@ -351,12 +354,14 @@ static void layernorm_rows(struct rows_job *job, long begin, long end)
         float *y = job->out + r * D;
         float mean, rstd;
         row_stats(x, D, job->eps, &mean, &rstd);
-        if (job->a) {
-            long s = r / job->tokens;
-            const float *shift = job->a + s * job->stride;
-            const float *scale = job->b + s * job->stride;
+        if (job->a && job->stride) {
+            const long s = r / job->tokens;
+            const float *shift = job->a + s * job->stride, *scale = job->b + s * job->stride;
             for (int i = 0; i < D; i++)
                 y[i] = (x[i] - mean) * rstd * (1.0f + scale[i]) + shift[i];
+        } else if (job->a) {
+            for (int i = 0; i < D; i++)
+                y[i] = (x[i] - mean) * rstd * job->a[i] + job->b[i];
         } else {
             for (int i = 0; i < D; i++)
                 y[i] = (x[i] - mean) * rstd;
@@ -375,25 +380,11 @@ void ops_layernorm_modulate(const struct ops_ctx *c, float *out, const float *in
     rows_run(c, &job, job.n * D);
 }
 
-VECTOR_CLONES
-static void layernorm_affine_rows(struct rows_job *job, long begin, long end)
-{
-    const int D = job->D;
-    for (long r = begin; r < end; r++) {
-        const float *x = job->in + r * D;
-        float *y = job->out + r * D;
-        float mean, rstd;
-        row_stats(x, D, job->eps, &mean, &rstd);
-        for (int i = 0; i < D; i++)
-            y[i] = (x[i] - mean) * rstd * job->a[i] + job->b[i];
-    }
-}
-
 void ops_layernorm_affine(const struct ops_ctx *c, float *out, const float *in,
                           const float *w, const float *b, int rows, int D, float eps)
 {
     struct rows_job job = {
-        .fn = layernorm_affine_rows, .n = rows, .out = out, .in = in,
+        .fn = layernorm_rows, .n = rows, .out = out, .in = in,
         .a = w, .b = b, .D = D, .eps = eps,
     };
     rows_run(c, &job, (long)rows * D);
