@@ -42,8 +42,8 @@ def main():
     x = to_model_range(imgs)
     means, stds = [], []
     for flip in (False,) if args.no_flip else (False, True):
-        for i in range(0, len(x), 500):
-            xb = x[i:i + 500]
+        for i in range(0, len(x), 100):
+            xb = x[i:i + 100]
             post = vae.encode(xb.flip(-1) if flip else xb)
             means.append(post.mean.clone())
             stds.append(post.std.clone())

@@ -13,7 +13,7 @@ OUT=${1:-$REPO/models/fashion-dit}
 WORK=${WORK_DIR:-/tmp/fashion-dit-work}
 PY=${PYTHON:-/usr/bin/python3}
 # recipe (docs/models.md, "The bundled model")
-VAE_STEPS=${VAE_STEPS:-1200}
+VAE_STEPS=${VAE_STEPS:-3000}
 DIT_STEPS=${DIT_STEPS:-2400}
 # 2 threads; passive OpenMP waiting keeps a busy machine from stalling the threads
 export TRAIN_THREADS=${TRAIN_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -23,7 +23,7 @@ stamp() { echo "[train.sh] $1: $(( $(date +%s) - start )) s elapsed"; }
 
 $PY "$HERE/train_vae.py" --out "$OUT/vae" --steps "$VAE_STEPS"
 stamp "vae trained"
-$PY "$HERE/cache_latents.py" --vae "$OUT/vae" --cache "$WORK/latents.pt"
+$PY "$HERE/cache_latents.py" --vae "$OUT/vae" --cache "$WORK/latents.pt" --no-flip
 stamp "latents cached"
 $PY "$HERE/train_dit.py" --latents "$WORK/latents.pt" --out "$OUT/transformer" \
     --steps "$DIT_STEPS"

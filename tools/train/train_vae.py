@@ -21,7 +21,7 @@ from pyref import st
 from pyref.vae import AutoencoderKL
 
 VAE_CONFIG = dict(in_channels=1, out_channels=1, latent_channels=4,
-                  block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
+                  block_out_channels=(32, 32, 64), layers_per_block=1, norm_num_groups=16,
                   sample_size=32)
 
 
@@ -40,9 +40,9 @@ def main():
     ap.add_argument("--channels", type=int, nargs="+", default=list(VAE_CONFIG["block_out_channels"]))
     ap.add_argument("--groups", type=int, default=VAE_CONFIG["norm_num_groups"])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--kl", type=float, default=1e-3,
                     help="weight of the per-image KL sum relative to the per-pixel mean L1")
     ap.add_argument("--seed", type=int, default=0)
