@@ -232,7 +232,7 @@ def disconnect_frees_slot(a):
 @test
 def sigterm_drains(a):
     """SIGTERM with work in flight: stop accepting, finish the work, exit 0."""
-    with Daemon(a.ditd, a.model, "--drain-timeout", "20", env=DELAY) as d:
+    with Daemon(a.ditd, a.model, "--drain-timeout", str(20 * SLOW), env=DELAY) as d:
         d.wait_ready()
         results = []
 
@@ -257,7 +257,7 @@ def sigterm_drains(a):
             refused = True
         check(refused, "new connections accepted while draining")
         for t in ts:
-            t.join(60)
+            t.join(60 * SLOW)
         rc = d.wait_exit(30)
         check(rc == 0, "exit code %s" % rc)
         check(len(results) == 4 and all(r[0] == 200 and is_png(r[2]) for r in results),

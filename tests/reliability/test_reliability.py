@@ -568,6 +568,9 @@ def load(a):
               m['ditd_jobs_total{outcome="cancelled"}'] == 0, "failed or cancelled jobs")
         outcomes = sum(v for k, v in m.items() if k.startswith("ditd_jobs_total{"))
         check(outcomes == total, "outcomes %d != received %d" % (outcomes, total))
+        for code, n in (("200", ok), ("429", by.get("429", 0)), ("400", by.get("400", 0))):
+            key = 'ditd_http_requests_total{endpoint="generate",code="%s"}' % code
+            check(m.get(key, 0) == n, "%s = %s, clients saw %d" % (key, m.get(key), n))
         check(m["ditd_jobs_running"] == 0 and m["ditd_queue_depth"] == 0 and
               m["ditd_images_running"] == 0, "gauges not back to 0 within 5 s")
         warm = [r for t, r in samples if t >= samples[0][0] + a.seconds / 4]
