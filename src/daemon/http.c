@@ -143,19 +143,74 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *body)
     http_reply(r, status, "application/json", text, len, true);
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when the
+ * bytes there are not one (stray continuation, overlong form, surrogate,
+ * beyond U+10FFFF, or cut short). */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned cp;
+    size_t n;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;   /* also stops at the terminating NUL */
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Replace every byte that is not part of well-formed UTF-8 with '?'.
+ * Messages quote client bytes (a URL, a header, a name cut to a length),
+ * and jansson refuses to build a string that is not UTF-8. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p) {
+        size_t n = utf8_len(p);
+
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 void http_reply_error(struct http_req *r, unsigned status, const char *type, const char *param,
                       const char *fmt, ...)
 {
     char msg[600];
+    char field[64];
     va_list ap;
     json_t *e;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     e = json_pack("{s:s,s:s}", "type", type, "message", msg);
-    if (param && *param)
-        json_object_set_new(e, "param", json_string(param));
+    if (param && *param) {
+        snprintf(field, sizeof(field), "%s", param);
+        utf8_scrub(field);
+        json_object_set_new(e, "param", json_string(field));
+    }
     http_reply_json(r, status, json_pack("{s:o}", "error", e));
 }
 

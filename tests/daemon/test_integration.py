@@ -374,6 +374,13 @@ def validation_and_framing(a):
         check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "800\r\n" + " " * 2048 + "\r\n0\r\n\r\n") == 413, "chunked body over the cap")
         check(d.request("GET", "/nope")[0] == 404, "404")
+        # Client bytes that are not UTF-8 quoted in a message (was 500 "out of memory":
+        # jansson refused the string), and names cut inside a character.
+        check(raw("", b"GET /nope\xff HTTP/1.1\r\nHost: x\r\n\r\n") == 404, "non-UTF-8 URL")
+        s, _, b = d.json("POST", "/generate", b'{"class":1}', {"Content-Type": "text/\xe9"})
+        check(s == 415 and b["error"]["type"] == "invalid_request_error", "415 %d %s" % (s, b))
+        s, _, b = d.json("POST", "/generate", json.dumps({"x" + "\u00e9" * 40: 1}).encode())
+        check(s == 400 and b["error"]["param"].startswith("x\u00e9"), "cut field %d %s" % (s, b))
         s, h, _ = d.request("GET", "/generate")
         check(s == 405 and h["allow"] == "POST", "405")
         check(d.request("GET", "/jobs/0123456789abcdef")[0] == 404, "unknown job")
