@@ -1,11 +1,12 @@
 #!/bin/sh
-# The long reliability runs, outside CI (about 20 minutes on 2 cores with the
+# The long reliability runs, outside CI (about 35 minutes on 2 cores with the
 # defaults below): the release-sized versions of what CI runs in short form.
 #
 #   tests/reliability/run-long.sh             everything
-#   tests/reliability/run-long.sh load fuzz   some of: slow load bundled fuzz
+#   tests/reliability/run-long.sh load fuzz   some of: slow mutate load bundled fuzz
 #
 #   slow     slowhttptest -H and -B, 1,000 connections, 60 s each
+#   mutate   50,000 mutated HTTP requests (about 15 min)
 #   load     64 clients for 300 s over the tiny test model
 #   bundled  64 clients for 60 s over the bundled model (models/fashion-dit)
 #   fuzz     every libFuzzer target for FUZZ_RUNS executions (default 10,000,000;
@@ -16,7 +17,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 
-WHAT=${*:-slow load bundled fuzz}
+WHAT=${*:-slow mutate load bundled fuzz}
 PY=/usr/bin/python3
 [ -d build ] || meson setup build --buildtype=release
 meson compile -C build
@@ -30,6 +31,8 @@ for what in $WHAT; do
     slow)
         rel --seconds 60 --conns 1000 slow_loris
         rel --seconds 60 --conns 1000 slow_post ;;
+    mutate)
+        rel --mutations 50000 http_mutations ;;
     load)
         rel --seconds 300 --clients 64 load ;;
     bundled)
@@ -42,7 +45,7 @@ for what in $WHAT; do
         runs=${FUZZ_RUNS:-10000000}
         RUNS=$runs RUNS_fuzz_config=$((runs / 10)) fuzz/run.sh ;;
     *)
-        echo "run-long.sh: unknown run '$what' (slow load bundled fuzz)" >&2
+        echo "run-long.sh: unknown run '$what' (slow mutate load bundled fuzz)" >&2
         exit 2 ;;
     esac
 done
