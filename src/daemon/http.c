@@ -599,11 +599,36 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
+/* Copy `in` for a log line: control bytes become \xNN, so a client cannot
+ * end the line and forge another (libmicrohttpd has already decoded %0a in
+ * the URL). A long value is cut and ends in "..."; len must be >= 8. */
+static void loggable(char *out, size_t len, const char *in)
+{
+    size_t o = 0;
+
+    /* Each pass leaves room for one escape (4 bytes), "..." and the NUL. */
+    for (; *in && o + 8 <= len; in++) {
+        unsigned char c = (unsigned char)*in;
+
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    if (*in) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
 static void log_access(struct http_req *r, enum MHD_RequestTerminationCode toe)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char ip[INET6_ADDRSTRLEN] = "?";
+    char method[40];
+    char url[512];
 
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
@@ -613,7 +638,9 @@ static void log_access(struct http_req *r, enum MHD_RequestTerminationCode toe)
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
     }
-    log_msg(LOG_LEVEL_INFO, "%s %s %s %u %.1fms%s", ip, r->method, r->url, r->status,
+    loggable(method, sizeof(method), r->method);
+    loggable(url, sizeof(url), r->url);
+    log_msg(LOG_LEVEL_INFO, "%s %s %s %u %.1fms%s", ip, method, url, r->status,
             (double)(job_now_ns() - r->start_ns) / 1e6,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
 }

@@ -247,8 +247,9 @@ FRAMING = [
 
 @test
 def framing(a):
-    """HTTP framing cases each get a defined status quickly; the daemon serves right after."""
-    with Daemon(a.ditd, a.model) as d:
+    """HTTP framing cases each get a defined status quickly; the daemon serves right after; the
+    access log keeps one line per request whatever the URL holds."""
+    with Daemon(a.ditd, a.model, "--access-log", "yes") as d:
         d.wait_ready()
         rows = []
         for name, extra, body, ok in FRAMING:
@@ -275,7 +276,9 @@ def framing(a):
                  ("unknown method", b"BREW /generate HTTP/1.1\r\nHost: x\r\n\r\n", {405, 501}),
                  ("path traversal", b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", {404, 400}),
                  ("NUL in URI", b"GET /health/live\x00x HTTP/1.1\r\nHost: x\r\n\r\n",
-                  {200, 400, 404, None})]
+                  {200, 400, 404, None}),
+                 ("%0a in URI (log forgery)", b"GET /x%0a2026-01-01T00:00:00.000Z%20error%20forged"
+                  b"%0d HTTP/1.1\r\nHost: x\r\n\r\n", {404})]
         for name, head, ok in cases:
             s, h, b, dt = raw(d.port, head, timeout=5)
             check(s in ok, "%s -> %s (want %s)" % (name, s, ok))
@@ -283,6 +286,10 @@ def framing(a):
             rows.append((name, s, dt))
         check(is_png(d.request("POST", "/generate", VALID)[2]), "a valid request after the cases")
         clean_exit(d)
+        stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn |info |debug) ")
+        forged = [l for l in d.logs().splitlines()
+                  if not stamp.match(l) or l.startswith("2026-01-01T00:00:00.000Z")]
+        check(not forged, "log lines a client made: %s" % forged[:3])
         for name, s, dt in rows:
             print("  %-32s %-5s %6.1f ms" % (name, s if s else "reset", dt * 1000))
         figure("framing", "%d framing cases, each a defined status (or a reset for oversized "
