@@ -149,7 +149,7 @@ def main():
         else:
             images, classes = ev.generate(dit, cfg, args.steps, args.per_class, gc, args.seed)
         r = ev.judge(images, classes)
-        r.update(cfg=cfg, steps=args.steps, per_class=args.per_class, guidance_channels=gc,
+        r.update(cfg=cfg, steps=args.steps, images_per_class=args.per_class, guidance_channels=gc,
                  sampler="ddpm-philox" if args.philox else "ddpm-torch", seconds=round(
                      time.time() - t0, 1))
         results.append(r)

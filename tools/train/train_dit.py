@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--eval-cfg", type=float, nargs="+", default=[1.0, 4.0])
     ap.add_argument("--vae", help="vae dir, for --eval-every")
     ap.add_argument("--curve", help="JSON file for the evaluation curve")
+    ap.add_argument("--state", help="save model, EMA, optimizer and step here at the end")
+    ap.add_argument("--resume", help="continue from a --state file (step counts continue)")
     ap.add_argument("--save-every", type=int, default=0,
                     help="also export the EMA weights every N steps to OUT-stepN")
     args = ap.parse_args()
@@ -75,6 +77,7 @@ def main():
     model = DiT(input_size=L, patch_size=args.patch, in_channels=c, hidden_size=args.hidden,
                 depth=args.depth, num_heads=args.heads, num_classes=num_classes,
                 learn_sigma=True, block=args.block, class_dropout_prob=0.1)
+    n_params = sum(p.numel() for p in model.parameters())
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -102,14 +105,24 @@ def main():
         curve.append(res)
         if args.curve:
             with open(args.curve, "w") as f:
-                json.dump({"args": vars(args), "curve": curve}, f, indent=1)
+                json.dump({"args": vars(args), "params": n_params, "curve": curve}, f,
+                          indent=1)
 
+    start_step = 1
+    if args.resume:
+        state = torch.load(args.resume)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        g.set_state(state["rng"])
+        start_step = state["step"] + 1
+        log(f"resumed from {args.resume} at step {state['step']}")
     model.train()
     train_time = 0.0
     perm = torch.randperm(n, generator=g)
     pos = 0
     run_loss = run_mse = run_vb = 0.0
-    for step in range(1, args.steps + 1):
+    for step in range(start_step, args.steps + 1):
         ts = time.time()
         if pos + args.batch > n:
             perm, pos = torch.randperm(n, generator=g), 0
@@ -144,6 +157,10 @@ def main():
         if args.save_every and step % args.save_every == 0 and step < args.steps:
             save_transformer(ema, f"{args.out}-step{step}", args.guidance_channels)
     save_transformer(ema, args.out, args.guidance_channels)
+    if args.state:
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
+                    "opt": opt.state_dict(), "rng": g.get_state(), "step": args.steps},
+                   args.state)
     log(f"saved EMA transformer to {args.out} ({time.time() - t0:.0f}s)")
 
 
