@@ -23,9 +23,11 @@ from pyref import st
 from pyref.dit import DiT
 
 
-def save_transformer(model, outdir, guidance_channels=None, extra=None):
+def save_transformer(model, outdir, guidance_channels=None, extra=None, dtype=torch.float32):
     os.makedirs(outdir, exist_ok=True)
-    st.save({k: v.detach().float().contiguous() for k, v in model.state_dict().items()},
+    # the fixed position table stays F32 (it is not a learned weight)
+    st.save({k: v.detach().to(torch.float32 if k == "pos_embed" else dtype).contiguous()
+             for k, v in model.state_dict().items()},
             os.path.join(outdir, "diffusion_pytorch_model.safetensors"),
             metadata={"format": "pt"})
     cfg = model.config_json()
@@ -60,6 +62,7 @@ def main():
     ap.add_argument("--eval-cfg", type=float, nargs="+", default=[1.0, 4.0])
     ap.add_argument("--vae", help="vae dir, for --eval-every")
     ap.add_argument("--curve", help="JSON file for the evaluation curve")
+    ap.add_argument("--f16", action="store_true", help="export the EMA weights as F16")
     ap.add_argument("--state", help="save model, EMA, optimizer and step here at the end")
     ap.add_argument("--resume", help="continue from a --state file (step counts continue)")
     ap.add_argument("--save-every", type=int, default=0,
@@ -156,7 +159,8 @@ def main():
             model.train()
         if args.save_every and step % args.save_every == 0 and step < args.steps:
             save_transformer(ema, f"{args.out}-step{step}", args.guidance_channels)
-    save_transformer(ema, args.out, args.guidance_channels)
+    save_transformer(ema, args.out, args.guidance_channels,
+                     dtype=torch.float16 if args.f16 else torch.float32)
     if args.state:
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
                     "opt": opt.state_dict(), "rng": g.get_state(), "step": args.steps},
