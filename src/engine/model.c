@@ -33,6 +33,18 @@ int model_own(struct ditd_model *m, void *p)
     return 0;
 }
 
+void model_drop(struct ditd_model *m, const struct st_file *f, const void *p, size_t nbytes)
+{
+    for (int i = m->nowned - 1; i >= 0; i--) {
+        if (m->owned[i] == p) {
+            free(m->owned[i]);
+            m->owned[i] = m->owned[--m->nowned];
+            return;
+        }
+    }
+    st_release_bytes(f, p, nbytes);
+}
+
 /* ---------------------------------------------------------------------------
  * JSON helpers: every field is type-checked before use.
  */

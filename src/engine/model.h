@@ -34,6 +34,9 @@ struct ditd_model {
 /* Keep a heap block until the model is freed; frees p and fails when the
  * list cannot grow. */
 int model_own(struct ditd_model *m, void *p);
+/* A tensor the model no longer reads: free it when it is one of ours,
+ * otherwise release its pages of the mapping of f. */
+void model_drop(struct ditd_model *m, const struct st_file *f, const void *p, size_t nbytes);
 
 /* Bind every VAE decoder tensor of f to m->vw per m->vae; 0 or DITD_E*
  * with a message naming the tensor. */

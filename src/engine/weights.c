@@ -251,7 +251,8 @@ static struct linear fuse_qkv(struct binder *b, const char *prefix, int D)
     for (int i = 0; i < 3; i++) {
         memcpy(wq + (size_t)i * D * D, parts_w[i], sizeof(float) * (size_t)D * D);
         memcpy(bq + (size_t)i * D, parts_b[i], sizeof(float) * (size_t)D);
-        st_release(b->f, lookup(b, fmt(n, sizeof(n), "%s%s.weight", prefix, names[i])));
+        model_drop(b->m, b->f, parts_w[i], sizeof(float) * (size_t)D * D);
+        model_drop(b->m, b->f, parts_b[i], sizeof(float) * (size_t)D);
     }
     l.w = wq;
     l.b = bq;
@@ -285,9 +286,8 @@ static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, str
     w->final = bind_linear(b, "proj_out_2", Po, D);
 }
 
-/* Token layers re-laid out (in, out) for ops_linear_t; the mapped pages of
- * the (out, in) originals are released. (Copies made at load, such as a
- * converted F16 tensor, stay allocated: a few small models only.) */
+/* Token layers re-laid out (in, out) for ops_linear_t; the (out, in)
+ * originals are dropped. */
 static int transpose_linear(struct ditd_model *m, const struct st_file *f, struct linear *l)
 {
     if (!l->w)
@@ -298,7 +298,7 @@ static int transpose_linear(struct ditd_model *m, const struct st_file *f, struc
     for (int o = 0; o < l->out; o++)
         for (int i = 0; i < l->in; i++)
             t[(size_t)i * l->out + o] = l->w[(size_t)o * l->in + i];
-    st_release_bytes(f, l->w, sizeof(float) * (size_t)l->in * l->out);
+    model_drop(m, f, l->w, sizeof(float) * (size_t)l->in * l->out);
     l->w = t;
     l->transposed = 1;
     return 0;
