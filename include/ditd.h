@@ -170,7 +170,10 @@ const float *ditd_image_x0(const struct ditd_image *img);
  * Workers. A worker owns every buffer a forward pass or a decode needs,
  * allocated once here for at most `max_rows` DiT rows; the calls below do
  * not allocate. `threads` is the number of threads the worker computes with
- * (its own thread included).
+ * (its own thread included): the worker spreads fixed tiles of work over
+ * them and calls OpenBLAS single-threaded, so results do not depend on the
+ * thread count, and several workers run side by side (give them at most the
+ * cores between them).
  */
 int ditd_worker_new(struct ditd_worker **out, const struct ditd_model *m,
                     int max_rows, int threads, char *err, size_t errlen);
@@ -222,7 +225,6 @@ int ditd_png_encode(const uint8_t *rgb, int width, int height, int channels,
  */
 int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen);
 const char *ditd_blas_core(void);   /* kernel in use, e.g. "Cooperlake" */
-void ditd_blas_threads(int n);      /* BLAS threads for this process */
 
 #ifdef __cplusplus
 }

@@ -57,7 +57,7 @@ static const struct opt opts[] = {
     O_BYTES("server", http_memory, 8192, 1 << 20, false, "32k", "per-connection buffer for the request line and headers"),
     O_STR("model", model, false, 'm', "", "model directory (empty = $DITD_MODEL or the bundled model)"),
     O_INT("compute", workers, 0, 256, false, 'w', "0", "worker threads (0 = 1)"),
-    O_INT("compute", threads, 0, 1024, false, 't', "0", "BLAS threads per worker (0 = all cores with one worker, else 1)"),
+    O_INT("compute", threads, 0, 1024, false, 't', "0", "compute threads per worker (0 = the cores divided among the workers)"),
     O_INT("compute", max_batch, 1, 4096, false, 'b', "8", "DiT rows per forward pass; an image with guidance takes 2"),
     O_INT("queue", max_queue, 0, 1000000, true, 'q', "64", "jobs waiting to start before new ones get 429"),
     O_INT("queue", request_timeout, 0, 86400, true, 0, "600", "seconds a job may take from arrival to done (504 after; 0 = none)"),

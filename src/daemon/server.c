@@ -276,15 +276,13 @@ static void size_pool(struct server *s)
     if (cores < 1)
         cores = 1;
     s->workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
-    s->threads = s->cfg.threads > 0 ? s->cfg.threads : (s->workers == 1 ? (int)cores : 1);
-    if (s->workers > 1 && s->threads > 1) {
-        /* OpenBLAS runs concurrent calls in parallel only with one BLAS
-         * thread per caller. */
-        log_msg(LOG_LEVEL_WARN, "workers = %d: using 1 BLAS thread per worker instead of %d",
-                s->workers, s->threads);
+    /* By default the workers share the cores. */
+    s->threads = s->cfg.threads > 0 ? s->cfg.threads : (int)(cores / s->workers);
+    if (s->threads < 1)
         s->threads = 1;
-    }
-    ditd_blas_threads(s->threads);
+    if ((long)s->workers * s->threads > cores)
+        log_msg(LOG_LEVEL_WARN, "%d workers x %d threads exceed the %ld cores; they will "
+                "compete for them", s->workers, s->threads, cores);
 }
 
 static int write_port_file(const char *path, int port)

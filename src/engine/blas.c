@@ -63,11 +63,6 @@ void blas_set_threads(int n)
     openblas_set_num_threads(n < 1 ? 1 : n);
 }
 
-void ditd_blas_threads(int n)
-{
-    blas_set_threads(n);
-}
-
 int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen)
 {
     const char *current = ditd_blas_core();
