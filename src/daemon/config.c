@@ -58,7 +58,7 @@ static const struct opt opts[] = {
     O_STR("model", model, false, 'm', "", "model directory (empty = $DITD_MODEL or the bundled model)"),
     O_INT("compute", workers, 0, 256, false, 'w', "0", "worker threads (0 = 1)"),
     O_INT("compute", threads, 0, 1024, false, 't', "0", "compute threads per worker (0 = the cores divided among the workers)"),
-    O_INT("compute", max_batch, 1, 4096, false, 'b', "8", "DiT rows per forward pass; an image with guidance takes 2"),
+    O_INT("compute", max_batch, 1, 4096, false, 'b', "16", "DiT rows per forward pass; an image with guidance takes 2"),
     O_INT("queue", max_queue, 0, 1000000, true, 'q', "64", "jobs waiting to start before new ones get 429"),
     O_INT("queue", request_timeout, 0, 86400, true, 0, "600", "seconds a job may take from arrival to done (504 after; 0 = none)"),
     O_INT("queue", job_ttl, 1, 604800, true, 0, "600", "seconds a finished /jobs result is kept (410 after)"),

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     config_defaults(&c);
     CHECK(strcmp(c.listen, "127.0.0.1:8080") == 0);
     CHECK_EQ_INT(c.max_body, 65536);
-    CHECK_EQ_INT(c.max_batch, 8);
+    CHECK_EQ_INT(c.max_batch, 16);
     CHECK_EQ_INT(c.max_queue, 64);
     CHECK_NEAR(c.default_cfg, 4.0, 0);
     CHECK(c.public_health && c.public_metrics);
