@@ -52,8 +52,12 @@ class Diffusion:
         mean, _ = self.q_posterior(x0, xt, j)
         return mean, log_var, x0
 
-    def training_losses(self, model, x0, y, generator=None):
-        """Per-sample loss terms for latents x0 (N, C, L, L) and labels y; model(x, t, y)."""
+    def training_losses(self, model, x0, y, generator=None, min_snr=0.0):
+        """Per-sample loss terms for latents x0 (N, C, L, L) and labels y; model(x, t, y).
+
+        min_snr > 0 weights the eps MSE by min(SNR_t, min_snr) / SNR_t (Min-SNR-gamma weighting,
+        Hang et al. 2023, in its form for eps prediction): the easy low-noise steps count less.
+        The VLB term is not weighted."""
         n, c = x0.shape[:2]
         j = torch.randint(0, self.K, (n,), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
@@ -61,6 +65,10 @@ class Diffusion:
         out = model(xt, self.timesteps[j], y)
         eps, v = out[:, :c], out[:, c:]
         mse = ((noise - eps) ** 2).mean(dim=(1, 2, 3))
+        mse_w = mse
+        if min_snr > 0:
+            snr = self.sqrt_ac[j] ** 2 / self.sqrt_1mac[j] ** 2
+            mse_w = mse * torch.clamp(snr, max=min_snr) / snr
         # VLB term: gradient only through the variance values (stop-grad on the mean)
         true_mean, true_logvar = self.q_posterior(x0, xt, j)
         mean, log_var, _ = self.p_mean_logvar(eps.detach(), v, xt, j)
@@ -68,7 +76,7 @@ class Diffusion:
         nll = -discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var)
         nll = nll.mean(dim=(1, 2, 3)) / math.log(2.0)
         vb = torch.where(j == 0, nll, kl)
-        return {"loss": mse + vb, "mse": mse, "vb": vb}
+        return {"loss": mse_w + vb, "mse": mse, "vb": vb}
 
     @torch.no_grad()
     def sample(self, model, classes, cfg=4.0, guidance_channels=4, shape=(4, 8, 8),

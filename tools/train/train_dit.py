@@ -53,6 +53,12 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                    help="after the linear warm-up: constant, or cosine decay to --lr-final "
+                         "x lr at --steps")
+    ap.add_argument("--lr-final", type=float, default=0.1)
+    ap.add_argument("--min-snr", type=float, default=0.0,
+                    help="weight the eps MSE by min(SNR, gamma)/SNR (Min-SNR-gamma; 0 = off)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--guidance-channels", type=int, default=4)
@@ -133,9 +139,13 @@ def main():
         pos += args.batch
         x0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=g)
         lr = args.lr * min(1.0, step / args.warmup)
+        if args.lr_schedule == "cosine" and step > args.warmup:
+            p = (step - args.warmup) / max(1, args.steps - args.warmup)
+            lr = args.lr * (args.lr_final + (1 - args.lr_final) * 0.5 * (1 + math.cos(math.pi * p)))
         for group in opt.param_groups:
             group["lr"] = lr
-        terms = diffusion.training_losses(model, x0, labels[idx], generator=g)
+        terms = diffusion.training_losses(model, x0, labels[idx], generator=g,
+                                          min_snr=args.min_snr)
         loss = terms["loss"].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

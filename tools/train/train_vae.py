@@ -45,6 +45,9 @@ def main():
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--kl", type=float, default=1e-3,
                     help="weight of the per-image KL sum relative to the per-pixel mean L1")
+    ap.add_argument("--grad-loss", type=float, default=0.0,
+                    help="weight of an L1 loss on the horizontal and vertical pixel differences "
+                         "(edges), against the blur of a pure L1/L2 loss")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("TRAIN_THREADS", "2")))
@@ -84,6 +87,10 @@ def main():
         l2 = ((rec - xb) ** 2).mean()
         kl = post.kl().mean()
         loss = l1 + l2 + args.kl * kl / xb[0].numel()
+        if args.grad_loss:
+            ge = ((rec.diff(dim=-1) - xb.diff(dim=-1)).abs().mean()
+                  + (rec.diff(dim=-2) - xb.diff(dim=-2)).abs().mean())
+            loss = loss + args.grad_loss * ge
         opt.zero_grad()
         loss.backward()
         opt.step()
