@@ -1,5 +1,7 @@
 # ditd container: build stage with the toolchain, runtime stage with the shared
-# libraries, the daemon and the bundled model only. Runs as a non-root user.
+# libraries, the daemon and the bundled model only. Runs as user and group ditd,
+# 10001:10001 (not --system: that range ends at 999, and its group id would be
+# whatever was free).
 #   docker build -t ditd .
 #   docker run --rm -p 8080:8080 --stop-timeout 40 ditd
 # (docker stop's default 10 s grace is shorter than drain_timeout = 30 s.)
@@ -21,7 +23,8 @@ FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libopenblas0-pthread libpng16-16 libjansson4 libmicrohttpd12 libuv1 libinih1 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ditd
+    && groupadd --gid 10001 ditd \
+    && useradd --uid 10001 --gid ditd --no-create-home --shell /usr/sbin/nologin ditd
 COPY --from=build /out/usr/local /usr/local
 COPY conf/ditd.conf /etc/ditd/ditd.conf
 ENV DITD_MODEL=/usr/local/share/ditd/models/fashion-dit
