@@ -226,6 +226,10 @@ int ditd_png_encode(const uint8_t *rgb, int width, int height, int channels,
 int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen);
 const char *ditd_blas_core(void);   /* kernel in use, e.g. "Cooperlake" */
 
+/* CPUs this process may use: its affinity mask, lowered to a cgroup v2 CPU
+ * quota when there is one (containers started with --cpus); at least 1. */
+int ditd_cpu_count(void);
+
 #ifdef __cplusplus
 }
 #endif

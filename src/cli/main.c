@@ -127,8 +127,8 @@ struct ditd_model *cli_model(const char *dir)
 
 int cli_default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
+    const int n = ditd_cpu_count();
+    return n > 256 ? 256 : n;
 }
 
 int main(int argc, char **argv)

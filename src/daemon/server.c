@@ -271,10 +271,8 @@ static void resolve_model(struct server *s)
 
 static void size_pool(struct server *s)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const long cores = ditd_cpu_count();
 
-    if (cores < 1)
-        cores = 1;
     s->workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
     /* By default the workers share the cores. */
     s->threads = s->cfg.threads > 0 ? s->cfg.threads : (int)(cores / s->workers);

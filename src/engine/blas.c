@@ -10,6 +10,7 @@
  */
 #include "blas.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,27 @@ const char *ditd_blas_core(void)
 void blas_set_threads(int n)
 {
     openblas_set_num_threads(n < 1 ? 1 : n);
+}
+
+int ditd_cpu_count(void)
+{
+    cpu_set_t set;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = CPU_COUNT(&set);
+    /* cgroup v2: "max 100000" or "<quota> <period>" in microseconds. */
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char quota[32];
+        long period;
+        if (fscanf(f, "%31s %ld", quota, &period) == 2 && strcmp(quota, "max") != 0 && period > 0) {
+            long q = (atol(quota) + period - 1) / period;
+            if (q >= 1 && q < n)
+                n = q;
+        }
+        fclose(f);
+    }
+    return n < 1 ? 1 : (n > 1024 ? 1024 : (int)n);
 }
 
 int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen)
