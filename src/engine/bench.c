@@ -82,18 +82,18 @@ float *dit_weights_random(const struct dit_config *c, struct dit_weights *w, uin
     fill_random(mem, total, &state);
     w->patch = random_linear(&p, (int)P, (int)D, c->transposed);
     w->pos_embed = take(&p, (size_t)c->tokens * D);
-    w->t1 = random_linear(&p, DIT_FREQ_DIM, (int)D, 0);
-    w->t2 = random_linear(&p, (int)D, (int)D, 0);
+    w->t1 = random_linear(&p, DIT_FREQ_DIM, (int)D, c->transposed);
+    w->t2 = random_linear(&p, (int)D, (int)D, c->transposed);
     w->y_table = take(&p, (size_t)(c->num_classes + 1) * D);
     for (int l = 0; l < c->depth; l++) {
         struct dit_block_weights *b = &w->blocks[l];
-        b->ada = random_linear(&p, (int)D, 6 * (int)D, 0);
+        b->ada = random_linear(&p, (int)D, 6 * (int)D, c->transposed);
         b->qkv = random_linear(&p, (int)D, 3 * (int)D, c->transposed);
         b->proj = random_linear(&p, (int)D, (int)D, c->transposed);
         b->fc1 = random_linear(&p, (int)D, (int)F, c->transposed);
         b->fc2 = random_linear(&p, (int)F, (int)D, c->transposed);
     }
-    w->final_ada = random_linear(&p, (int)D, 2 * (int)D, 0);
+    w->final_ada = random_linear(&p, (int)D, 2 * (int)D, c->transposed);
     w->final = random_linear(&p, (int)D, (int)Po, c->transposed);
     return mem;
 }

@@ -189,6 +189,10 @@ void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
                       const struct linear *l, int M)
 {
     const int K = l->in, N = l->out;
+    if (l->transposed) {
+        ops_linear_t(c, out, N, in, K, l->w, l->b, M, K, N);
+        return;
+    }
     struct small_linear_job job = { .out = out, .in = in, .w = l->w, .b = l->b, .M = M, .K = K, .N = N };
     const int threads = team_size(c->team);
     job.ntasks = (long)N * K < 65536 ? 1 : 4 * threads;

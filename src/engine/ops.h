@@ -48,9 +48,10 @@ void ops_linear_tokens(const struct ops_ctx *c, float *out, int ldo, const float
                        const struct linear *l, int samples, int rows);
 
 /* out (M, l->out) = in (M, l->in) . W^T + b for a few rows (conditioning
- * vectors), W (out, in): each output is one dot product in a fixed order,
+ * vectors). W (out, in): each output is one dot product in a fixed order,
  * so a row's result does not depend on M or on the thread count; W is read
- * once for all rows. */
+ * once for all rows. Transposed W goes to ops_linear_t, which promises the
+ * same. */
 void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
                       const struct linear *l, int M);
 

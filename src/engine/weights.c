@@ -286,8 +286,10 @@ static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, str
     w->final = bind_linear(b, "proj_out_2", Po, D);
 }
 
-/* Token layers re-laid out (in, out) for ops_linear_t; the (out, in)
- * originals are dropped. */
+/* Layers re-laid out (in, out) for ops_linear_t; the (out, in) originals
+ * are dropped. The conditioning layers (t embedder, adaLN, cross-attention
+ * k/v) too: with few rows their dot-product kernel was a tenth of the
+ * bundled model's forward. */
 static int transpose_linear(struct ditd_model *m, const struct st_file *f, struct linear *l)
 {
     if (!l->w)
@@ -307,12 +309,14 @@ static int transpose_linear(struct ditd_model *m, const struct st_file *f, struc
 static int transpose_token_layers(struct ditd_model *m, const struct st_file *f,
                                   struct dit_weights *w, int depth)
 {
-    int rc = transpose_linear(m, f, &w->patch);
-    if (!rc)
-        rc = transpose_linear(m, f, &w->final);
+    struct linear *top[] = { &w->patch, &w->final, &w->final_ada, &w->t1, &w->t2 };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]) && !rc; i++)
+        rc = transpose_linear(m, f, top[i]);
     for (int l = 0; l < depth && !rc; l++) {
         struct dit_block_weights *k = &w->blocks[l];
-        struct linear *layers[] = { &k->qkv, &k->proj, &k->fc1, &k->fc2, &k->xq, &k->xproj };
+        struct linear *layers[] = { &k->ada, &k->qkv, &k->proj, &k->fc1, &k->fc2,
+                                    &k->xq, &k->xkv, &k->xproj };
         for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]) && !rc; i++)
             rc = transpose_linear(m, f, layers[i]);
     }
