@@ -38,9 +38,9 @@ SAMPLERS = [("ddpm", 250), ("ddim", 50), ("dpm++2m", 20)]
 GRID_NAME = {"ddpm": "ddpm", "ddim": "ddim", "dpm++2m": "dpmpp2m"}
 SECTION = "## Images from the C engine (bench/quality/run.sh)"
 END_MARK = "<!-- end of the bench/quality/run.sh section -->"
-# The PyTorch-reference figure of the same configuration (docs/quality.md, bundled model section):
-# ddpm 250 steps, cfg 4, 300 images (30 per class), seed 0, torch RNG.
-TORCH_REF = {"accuracy": 0.6467, "fd": 322.11, "images": 300}
+# The PyTorch-reference figure of the same configuration (tools/train/evaluate.py: ddpm 250 steps,
+# cfg 4, 30 images per class, seed 0, torch RNG), for the weights it was measured on (model_id).
+TORCH_REF = {"model_id": "222db50e454a", "accuracy": 0.6467, "fd": 322.11, "images": 300}
 
 
 def log(msg):
@@ -260,7 +260,7 @@ def render(results, run_seconds=None):
     weak = [CLASS_NAMES[k] for k in range(10) if best["per_class"][k] < 0.5]
     out += ["", verdict + "." + (f" Below 50 % there: {', '.join(weak)}." if weak else "")]
     ddpm4 = next((r for r in at4 if r["sampler"] == "ddpm" and r["steps"] == 250), None)
-    if ddpm4:
+    if ddpm4 and TORCH_REF["model_id"] == head["model_id"]:
         p, q = ddpm4["accuracy"], TORCH_REF["accuracy"]
         se = (p * (1 - p) / (10 * n) + q * (1 - q) / TORCH_REF["images"]) ** 0.5
         f30 = ddpm4["first30"]

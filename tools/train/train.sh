@@ -14,7 +14,7 @@ WORK=${WORK_DIR:-/tmp/fashion-dit-work}
 PY=${PYTHON:-/usr/bin/python3}
 # recipe (docs/models.md, "The bundled model")
 VAE_STEPS=${VAE_STEPS:-3000}
-DIT_STEPS=${DIT_STEPS:-2400}
+DIT_STEPS=${DIT_STEPS:-6000}
 # 2 threads; passive OpenMP waiting keeps a busy machine from stalling the threads
 export TRAIN_THREADS=${TRAIN_THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 mkdir -p "$OUT" "$WORK"
@@ -26,7 +26,7 @@ stamp "vae trained"
 $PY "$HERE/cache_latents.py" --vae "$OUT/vae" --cache "$WORK/latents.pt" --no-flip
 stamp "latents cached"
 $PY "$HERE/train_dit.py" --latents "$WORK/latents.pt" --out "$OUT/transformer" \
-    --steps "$DIT_STEPS" --f16
+    --steps "$DIT_STEPS" --lr 6e-4 --warmup 200 --lr-schedule cosine --min-snr 5 --f16
 stamp "dit trained"
 $PY "$HERE/export_index.py" --out "$OUT"
 stamp "done"
