@@ -218,8 +218,8 @@ def render(results, run_seconds=None):
            "(grey stored as RGB: one channel), mapped to the classifier's training range "
            "(u8 / 127.5 − 1, the inverse of the engine's u8 = trunc(127.5 x + 128)) and "
            "center-cropped to 28×28 by the classifier. FD is against the 10,000 test images, "
-           f"with {10 * n} generated images (not comparable with the 300-image FDs above: FD is "
-           "biased upwards at small counts).", "",
+           f"with {10 * n} generated images (FD is biased upwards at small counts: compare it "
+           "only between runs with equal counts).", "",
            "```", "bench/quality/run.sh", "```", "",
            f"Run of {head['date']} at commit {head['commit']}: model `{head['model']}` (weights "
            f"hash {head['model_id']}), seed {head['seed']} for every class and configuration "
@@ -238,7 +238,7 @@ def render(results, run_seconds=None):
     out.append(f"| real training images | | | {pct(real['accuracy'])} | {real['fd']:.1f} | "
                f"{cells} | |")
     out += ["", f"Per-class columns: % of the {n} images of that class classified as it. The last "
-            f"row is the floor: {n} real training images per class through the same pipeline "
+            f"row is the reference: {n} real training images per class through the same pipeline "
             "(padded to 32×32 as the model's data), i.e. what a perfect generator would score at "
             "this sample count. \"s per 1000 images\" is the wall time of the 10 `dit generate` "
             f"calls on {head['cores']} cores shared with other jobs (1-minute load average "
