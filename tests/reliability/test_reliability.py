@@ -205,15 +205,28 @@ def bad_bodies(a):
             m['ditd_jobs_rejected_total{reason="too_large"}']
         check(rejected == len(bodies), "rejections counted %d of %d" % (rejected, len(bodies)))
         rss1 = rss(d)
-        # The allocator keeps what the first pass freed; a second pass must not need more.
-        for i, (kind, body) in enumerate(bodies):
-            s = raw(d.port, post_head(len(body)), body, early=len(body) > cap)[0]
-            check(s == (413 if len(body) > cap else 400), "second pass %s -> %s" % (kind, s))
-        rss2 = rss(d)
+
+        def another_pass(n):
+            for i, (kind, body) in enumerate(bodies):
+                s = raw(d.port, post_head(len(body)), body, early=len(body) > cap)[0]
+                check(s == (413 if len(body) > cap else 400), "pass %d %s -> %s" % (n, kind, s))
+            return rss(d)
+
+        # The allocator keeps what the first pass freed; a second pass must not need more. On a
+        # busy machine the allocator may still grow once (seen once: +1.6 MiB while training
+        # jobs shared the cores): a leak grows with every pass, so only growth in a third pass
+        # as well counts.
+        def grew(before, after):
+            return after > before * 1.05 + 2**20
+
+        rss2 = rss3 = another_pass(2)
+        if grew(rss1, rss2):
+            rss3 = another_pass(3)
         # Only with the plain allocator: ASan's quarantine and valgrind's allocator hold freed
         # blocks (LeakSanitizer and memcheck check for leaks there instead).
-        check(a.sanitized or VALGRIND or rss2 <= rss1 * 1.05 + 2**20,
-              "RSS grew again in the second pass: %.1f -> %.1f MiB" % (rss1 / 2**20, rss2 / 2**20))
+        check(a.sanitized or VALGRIND or not (grew(rss1, rss2) and grew(rss2, rss3)),
+              "RSS grew in every pass: %.1f -> %.1f -> %.1f MiB"
+              % (rss1 / 2**20, rss2 / 2**20, rss3 / 2**20))
         clean_exit(d)
         figure("bad_bodies", "%d bodies -> %s, 0 x 5xx, slowest answer %.0f ms; 10/10 valid "
                "requests served between them; RSS %.1f MiB before, %.1f after, %.1f after a "
