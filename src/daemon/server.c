@@ -21,6 +21,10 @@
 
 #define HOUSE_MS 100
 #define FLUSH_NS (2 * (int64_t)1000000000)   /* answers may take this long to leave */
+/* After a second stop signal the cancelled jobs' answers (503, `cancelled`
+ * events) still get this long to leave, counted from when the last job
+ * ended: without it the exit could beat the answer to the socket. */
+#define ABORT_FLUSH_NS ((int64_t)250000000)
 
 static void finish(struct server *s);
 
@@ -134,7 +138,7 @@ static void drain_cb(uv_timer_t *t)
 
     if (s->state == SERVER_LOADING || s->state == SERVER_STOPPED)
         return;
-    if (pending > 0 && now > s->drain_deadline_ns && !s->drain_cancelled_ns) {
+    if (pending > 0 && now > s->drain_deadline_ns && !s->drain_cancelled_ns && !s->aborting) {
         log_msg(LOG_LEVEL_WARN, "drain timeout: cancelling %d job(s)", pending);
         sched_cancel_all(&s->sched, CANCEL_SHUTDOWN);
         s->drain_cancelled_ns = now;
@@ -146,7 +150,8 @@ static void drain_cb(uv_timer_t *t)
     /* Jobs are done; give their answers time to leave. */
     if (!s->drain_cancelled_ns)
         s->drain_cancelled_ns = now;
-    if (http_active(s->http) > 0 && now - s->drain_cancelled_ns < FLUSH_NS)
+    if (http_active(s->http) > 0 &&
+        now - s->drain_cancelled_ns < (s->aborting ? ABORT_FLUSH_NS : FLUSH_NS))
         return;
     finish(s);
 }
@@ -177,10 +182,11 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     if (s->state == SERVER_DRAINING || s->state == SERVER_STOPPED) {
         log_msg(LOG_LEVEL_WARN, "second %s: cancelling everything now", strsignal(signum));
         s->exit_code = 1;
+        s->aborting = true;
         if (s->sched_ready)
             sched_cancel_all(&s->sched, CANCEL_SHUTDOWN);
         s->drain_deadline_ns = 0;
-        s->drain_cancelled_ns = job_now_ns() - FLUSH_NS;
+        s->drain_cancelled_ns = 0; /* the flush window starts when the last job ends */
         return;
     }
     log_msg(LOG_LEVEL_INFO, "%s received", strsignal(signum));

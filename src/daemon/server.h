@@ -64,6 +64,7 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     int64_t drain_deadline_ns;
     int64_t drain_cancelled_ns;
+    bool aborting;              /* a second stop signal arrived */
     uint64_t watchdog_usec;
     unsigned ticks;
 };
