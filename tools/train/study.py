@@ -37,9 +37,11 @@ def command(name, args):
     block, hidden, depth, heads, patch = RUNS[name]
     out = os.path.join(REPO, "bench", "quality", "models", name)
     os.makedirs(out, exist_ok=True)
-    link = os.path.join(out, "vae")
-    if not os.path.lexists(link):
-        os.symlink(os.path.join("..", "..", "..", "..", "models", "fashion-dit", "vae"), link)
+    # the bundled model's VAE and class names, so `dit generate --class bag` works on it
+    for name in ("vae", "model_index.json"):
+        link = os.path.join(out, name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join("..", "..", "..", "..", "models", "fashion-dit", name), link)
     return [sys.executable, os.path.join(HERE, "train_dit.py"), "--latents", args.latents,
             "--out", os.path.join(out, "transformer"), "--block", block, "--hidden", str(hidden),
             "--depth", str(depth), "--heads", str(heads), "--patch", str(patch),
