@@ -306,7 +306,7 @@ static int transpose_linear(struct ditd_model *m, const struct st_file *f, struc
     return 0;
 }
 
-static int transpose_token_layers(struct ditd_model *m, const struct st_file *f,
+static int transpose_layers(struct ditd_model *m, const struct st_file *f,
                                   struct dit_weights *w, int depth)
 {
     struct linear *top[] = { &w->patch, &w->final, &w->final_ada, &w->t1, &w->t2 };
@@ -342,7 +342,7 @@ int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t er
         bind_dit_diffusers(&b, c, &m->dw);
     if (b.rc)
         return b.rc;
-    if (c->transposed && transpose_token_layers(m, f, &m->dw, c->depth) != 0) {
+    if (c->transposed && transpose_layers(m, f, &m->dw, c->depth) != 0) {
         snprintf(err, errlen, "out of memory re-laying out the transformer weights");
         return DITD_ENOMEM;
     }
