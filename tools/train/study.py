@@ -4,8 +4,8 @@
     (D=128, depth 4, 4 heads, patch 2) and the same budget (steps x batch);
   * patch size and depth (paper Fig. 2/6 in small): adaLN-Zero with patch 2 / 4 and depth 2 / 4.
 
-Each run trains with the bundled model's recipe (lr, schedule, warm-up and Min-SNR options below; batch
-128, class dropout, EMA as train_dit.py), evaluates its EMA weights every --eval-every steps
+Each run trains with train_dit.py's defaults (the bundled model's recipe) for --steps steps,
+evaluates its EMA weights every --eval-every steps
 (ddpm, --eval-steps sampling steps, no guidance and cfg 4, --eval-per-class images per class,
 classifier accuracy and feature Frechet distance), writes the curve to bench/quality/curves/NAME.json
 and exports the final EMA transformer (original layout, ditd_block in config.json) to
@@ -38,18 +38,17 @@ def command(name, args):
     out = os.path.join(REPO, "bench", "quality", "models", name)
     os.makedirs(out, exist_ok=True)
     # the bundled model's VAE and class names, so `dit generate --class bag` works on it
-    for name in ("vae", "model_index.json"):
-        link = os.path.join(out, name)
+    for shared in ("vae", "model_index.json"):
+        link = os.path.join(out, shared)
         if not os.path.lexists(link):
-            os.symlink(os.path.join("..", "..", "..", "..", "models", "fashion-dit", name), link)
+            os.symlink(os.path.join("..", "..", "..", "..", "models", "fashion-dit", shared), link)
     return [sys.executable, os.path.join(HERE, "train_dit.py"), "--latents", args.latents,
             "--out", os.path.join(out, "transformer"), "--block", block, "--hidden", str(hidden),
             "--depth", str(depth), "--heads", str(heads), "--patch", str(patch),
             "--steps", str(args.steps), "--batch", str(args.batch), "--seed", "0",
             "--eval-every", str(args.eval_every), "--eval-steps", str(args.eval_steps),
             "--eval-per-class", str(args.eval_per_class), "--eval-cfg", "1", "4",
-            "--lr", str(args.lr), "--lr-schedule", args.lr_schedule, "--warmup", str(args.warmup),
-            "--min-snr", str(args.min_snr), "--vae", args.vae,
+            "--vae", args.vae,
             "--curve", os.path.join(REPO, "bench", "quality", "curves", name + ".json")]
 
 
@@ -64,11 +63,6 @@ def main():
     ap.add_argument("--eval-steps", type=int, default=50)
     ap.add_argument("--eval-per-class", type=int, default=30)
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (1 thread each if >1)")
-    # the bundled model's recipe (docs/models.md); the paper's Figure 5 used a constant 1e-4
-    ap.add_argument("--lr", type=float, default=6e-4)
-    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine")
-    ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--min-snr", type=float, default=5.0)
     args = ap.parse_args()
     os.makedirs(os.path.join(REPO, "bench", "quality", "curves"), exist_ok=True)
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")

@@ -26,7 +26,7 @@ stamp "vae trained"
 $PY "$HERE/cache_latents.py" --vae "$OUT/vae" --cache "$WORK/latents.pt" --no-flip
 stamp "latents cached"
 $PY "$HERE/train_dit.py" --latents "$WORK/latents.pt" --out "$OUT/transformer" \
-    --steps "$DIT_STEPS" --lr 6e-4 --warmup 200 --lr-schedule cosine --min-snr 5 --f16
+    --steps "$DIT_STEPS" --f16
 stamp "dit trained"
 $PY "$HERE/export_index.py" --out "$OUT"
 stamp "done"

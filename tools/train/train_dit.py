@@ -49,15 +49,16 @@ def main():
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--heads", type=int, default=3)
     ap.add_argument("--patch", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=4000)
+    # defaults: the bundled model's recipe (docs/models.md), used by train.sh and study.py
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+    ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine",
                     help="after the linear warm-up: constant, or cosine decay to --lr-final "
                          "x lr at --steps")
     ap.add_argument("--lr-final", type=float, default=0.1)
-    ap.add_argument("--min-snr", type=float, default=0.0,
+    ap.add_argument("--min-snr", type=float, default=5.0,
                     help="weight the eps MSE by min(SNR, gamma)/SNR (Min-SNR-gamma; 0 = off)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seed", type=int, default=0)
