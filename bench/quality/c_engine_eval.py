@@ -169,11 +169,12 @@ def run(args):
                                   args.seed, args.batch, os.path.join(work, f"class{k}")))
         gen_s = time.time() - t0
         flat = [p for row in paths for p in row]
-        r = judge(clf, png_to_input(flat), classes, test_feats)
+        images = png_to_input(flat)
+        r = judge(clf, images, classes, test_feats)
         # the first 30 per class: the sample count of the PyTorch-reference table
         m = min(30, args.per_class)
         sub = np.concatenate([np.arange(m) + k * args.per_class for k in range(10)])
-        r30 = judge(clf, png_to_input([flat[i] for i in sub]), classes[sub], test_feats)
+        r30 = judge(clf, images[torch.from_numpy(sub)], classes[sub], test_feats)
         r.update(kind="c-engine", sampler=sampler, steps=steps, cfg=cfg,
                  images_per_class=args.per_class, seed=args.seed,
                  generate_seconds=round(gen_s, 1),
