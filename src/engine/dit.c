@@ -200,9 +200,11 @@ static void embed_condition(const struct dit_config *cfg, const struct dit_weigh
     ops_silu(c, s->silu_c, s->c, (long)n * D);
 }
 
-/* h = proj(MultiHeadSelfAttention(h)) over each row's seq tokens. */
+/* x += gate * proj(MultiHeadSelfAttention(h)) over each row's seq tokens
+ * (gate NULL: a plain residual add). */
 static void self_attention(const struct dit_config *cfg, const struct dit_block_weights *b,
-                           struct dit_state *s, const struct ops_ctx *c, int n)
+                           struct dit_state *s, const struct ops_ctx *c, int n,
+                           const float *gate, int gate_stride)
 {
     const int D = cfg->hidden, S = cfg->seq;
     float *qkv = s->big; /* (n * S, 3D) */
@@ -210,17 +212,17 @@ static void self_attention(const struct dit_config *cfg, const struct dit_block_
     ops_linear_tokens(c, qkv, 3 * D, s->h, D, &b->qkv, n, S);
     ops_attention(c, s->att, D, qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D,
                   n, S, S, cfg->heads, cfg->head_dim, s->scratch);
-    ops_linear_tokens(c, s->h, D, s->att, D, &b->proj, n, S);
+    ops_linear_tokens_residual(c, s->x, s->h, s->att, D, &b->proj, gate, gate_stride, n, S);
 }
 
-/* h = MLP(h): fc1, tanh GELU, fc2. */
+/* x += gate * MLP(h), the MLP being fc1, tanh GELU, fc2. */
 static void mlp(const struct dit_config *cfg, const struct dit_block_weights *b,
-                struct dit_state *s, const struct ops_ctx *c, int n)
+                struct dit_state *s, const struct ops_ctx *c, int n,
+                const float *gate, int gate_stride)
 {
     const int D = cfg->hidden, F = cfg->mlp_hidden, S = cfg->seq;
-    ops_linear_tokens(c, s->big, F, s->h, D, &b->fc1, n, S);
-    ops_gelu_tanh(c, s->big, (long)n * S * F);
-    ops_linear_tokens(c, s->h, D, s->big, F, &b->fc2, n, S);
+    ops_linear_tokens_gelu(c, s->big, s->h, D, &b->fc1, n, S);
+    ops_linear_tokens_residual(c, s->x, s->h, s->big, F, &b->fc2, gate, gate_stride, n, S);
 }
 
 /* The reference block: x += g1*Attn(mod(LN(x))); x += g2*MLP(mod(LN(x))). */
@@ -238,12 +240,10 @@ static void block_adaln(const struct dit_config *cfg, const struct dit_block_wei
     ops_linear_small(c, s->mod, s->silu_c, &b->ada, n);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_msa, scale_msa, ms, n, S, D, 1e-6f);
-    self_attention(cfg, b, s, c, n);
-    ops_gated_add(c, s->x, s->h, gate_msa, ms, n, S, D);
+    self_attention(cfg, b, s, c, n, gate_msa, ms);
 
     ops_layernorm_modulate(c, s->h, s->x, shift_mlp, scale_mlp, ms, n, S, D, cfg->mlp_norm_eps);
-    mlp(cfg, b, s, c, n);
-    ops_gated_add(c, s->x, s->h, gate_mlp, ms, n, S, D);
+    mlp(cfg, b, s, c, n, gate_mlp, ms);
 }
 
 /* Pre-norm blocks with affine LayerNorms, no modulation:
@@ -257,8 +257,7 @@ static void block_prenorm(const struct dit_config *cfg, const struct dit_block_w
     const int cross = cfg->block == DITD_BLOCK_CROSS_ATTENTION;
 
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[0], b->norm_b[0], M, D, 1e-6f);
-    self_attention(cfg, b, s, c, n);
-    ops_add(c, s->x, s->h, (long)M * D);
+    self_attention(cfg, b, s, c, n, NULL, 0);
 
     if (cross) {
         ops_layernorm_affine(c, s->h, s->x, b->norm_w[1], b->norm_b[1], M, D, 1e-6f);
@@ -266,14 +265,12 @@ static void block_prenorm(const struct dit_config *cfg, const struct dit_block_w
         ops_linear_small(c, s->kv, s->cond, &b->xkv, 2 * n);
         ops_attention(c, s->att, D, s->big, D, s->kv, 2 * D, s->kv + D, 2 * D,
                       n, S, 2, cfg->heads, cfg->head_dim, s->scratch);
-        ops_linear_tokens(c, s->h, D, s->att, D, &b->xproj, n, S);
-        ops_add(c, s->x, s->h, (long)M * D);
+        ops_linear_tokens_residual(c, s->x, s->h, s->att, D, &b->xproj, NULL, 0, n, S);
     }
 
     const int last = cross ? 2 : 1;
     ops_layernorm_affine(c, s->h, s->x, b->norm_w[last], b->norm_b[last], M, D, cfg->mlp_norm_eps);
-    mlp(cfg, b, s, c, n);
-    ops_add(c, s->x, s->h, (long)M * D);
+    mlp(cfg, b, s, c, n, NULL, 0);
 }
 
 void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,

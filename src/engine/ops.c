@@ -33,6 +33,13 @@ static inline float exp_approx(float x)
     return p * scale;
 }
 
+/* GELU with the tanh approximation, using 0.5(1 + tanh(y)) = 1/(1 + e^-2y). */
+static inline float gelu_tanh(float u)
+{
+    float y = 0.7978845608028654f * (u + 0.044715f * u * u * u);
+    return u / (1.0f + exp_approx(-2.0f * y));
+}
+
 /* ---------------------------------------------------------------------------
  * Splitting a row loop over the team.
  */
@@ -204,10 +211,16 @@ void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
  * 24 AVX-512 registers, kept in registers while k runs; the weights are read
  * once per block of rows (8 x 48 ran the bundled model's batch-16 forward
  * 1.3x faster than 4 x 32; AVX2 machines spill some of it).
+ * The weights sit in panels of 48 columns (the last one 32 or 16 wide), each
+ * panel (K, width) row-major at offset n0 * K: a block reads one contiguous
+ * stream instead of touching a new page every few k (N * 4 bytes apart).
  * A row-group of fewer than 8 real rows repeats its first row in the empty
  * slots, so every output goes through exactly the same arithmetic. FMA
  * contraction is allowed here (it is faster and, with one code path, the
  * same for every output on a given CPU).
+ * The result can leave through an epilogue (GELU, or added into a residual
+ * stream through a per-sample gate) while it is still in registers, which
+ * saves a pass over the activations and a team synchronisation.
  */
 #define LT_ROWS 8
 #define LT_COLS 48
@@ -217,31 +230,66 @@ void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
 #define LT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
                                  optimize("fp-contract=fast")))
 
+enum lt_epilogue { LT_STORE, LT_GELU, LT_RESIDUAL };
+
 struct lt_job {
     float *out;
     const float *in, *wt, *b;
     int ldo, ldi, M, K, N, tasks_n;
+    enum lt_epilogue epilogue;
+    const float *gate;      /* LT_RESIDUAL: (samples, gate_stride) or NULL */
+    int gate_stride, tokens;
 };
 
-__attribute__((always_inline))
-static inline void lt_block(float *out, int ldo, const float *const rows_in[LT_ROWS],
-                            int nrows, const float *wt, int N, const float *b, int K,
-                            int n0, int width)
+static int lt_panel_width(int N, int n0)
 {
+    return N - n0 >= LT_COLS ? LT_COLS : N - n0;
+}
+
+void ops_linear_t_pack(float *wt, const float *w, int K, int N)
+{
+    for (int n0 = 0, width; n0 < N; n0 += width) {
+        width = lt_panel_width(N, n0);
+        float *panel = wt + (size_t)n0 * K;
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < width; j++)
+                panel[(size_t)k * width + j] = w[(size_t)(n0 + j) * K + k];
+    }
+}
+
+__attribute__((always_inline))
+static inline void lt_block(const struct lt_job *j, int m0, int nrows,
+                            const float *const rows_in[LT_ROWS], int n0, int width)
+{
+    const float *panel = j->wt + (size_t)n0 * j->K;
     float acc[LT_ROWS][LT_COLS];
     for (int r = 0; r < LT_ROWS; r++)
-        for (int j = 0; j < width; j++)
-            acc[r][j] = b ? b[n0 + j] : 0.0f;
-    for (int k = 0; k < K; k++) {
-        const float *wk = wt + (size_t)k * N + n0;
+        for (int c = 0; c < width; c++)
+            acc[r][c] = j->b ? j->b[n0 + c] : 0.0f;
+    for (int k = 0; k < j->K; k++) {
+        const float *wk = panel + (size_t)k * width;
         for (int r = 0; r < LT_ROWS; r++) {
             const float xv = rows_in[r][k];
-            for (int j = 0; j < width; j++)
-                acc[r][j] += xv * wk[j];
+            for (int c = 0; c < width; c++)
+                acc[r][c] += xv * wk[c];
         }
     }
-    for (int r = 0; r < nrows; r++)
-        memcpy(out + (size_t)r * ldo + n0, acc[r], sizeof(float) * (size_t)width);
+    for (int r = 0; r < nrows; r++) {
+        float *o = j->out + (size_t)(m0 + r) * j->ldo + n0;
+        if (j->epilogue == LT_GELU) {
+            for (int c = 0; c < width; c++)
+                o[c] = gelu_tanh(acc[r][c]);
+        } else if (j->epilogue == LT_RESIDUAL && j->gate) {
+            const float *g = j->gate + (size_t)((m0 + r) / j->tokens) * j->gate_stride + n0;
+            for (int c = 0; c < width; c++)
+                o[c] += g[c] * acc[r][c];
+        } else if (j->epilogue == LT_RESIDUAL) {
+            for (int c = 0; c < width; c++)
+                o[c] += acc[r][c];
+        } else {
+            memcpy(o, acc[r], sizeof(float) * (size_t)width);
+        }
+    }
 }
 
 LT_CLONES
@@ -255,23 +303,28 @@ static void lt_task(void *arg, int task, int thread)
     (void)thread;
 
     for (int n0 = n_begin, width; n0 < n_end; n0 += width) {
+        width = lt_panel_width(j->N, n0);
         for (int m0 = m_begin; m0 < m_end; m0 += LT_ROWS) {
             const float *rows_in[LT_ROWS];
             const int nrows = m_end - m0 < LT_ROWS ? m_end - m0 : LT_ROWS;
             for (int r = 0; r < LT_ROWS; r++)
                 rows_in[r] = j->in + (size_t)(m0 + (r < nrows ? r : 0)) * j->ldi;
-            float *out = j->out + (size_t)m0 * j->ldo;
             /* Constant widths let the compiler keep the block in registers;
-             * N is a multiple of 16, so the tail is 32 or 16 wide. */
-            width = n_end - n0 >= LT_COLS ? LT_COLS : n_end - n0;
+             * N is a multiple of 16, so the last panel is 32 or 16 wide. */
             if (width == LT_COLS)
-                lt_block(out, j->ldo, rows_in, nrows, j->wt, j->N, j->b, j->K, n0, LT_COLS);
+                lt_block(j, m0, nrows, rows_in, n0, LT_COLS);
             else if (width == 32)
-                lt_block(out, j->ldo, rows_in, nrows, j->wt, j->N, j->b, j->K, n0, 32);
+                lt_block(j, m0, nrows, rows_in, n0, 32);
             else
-                lt_block(out, j->ldo, rows_in, nrows, j->wt, j->N, j->b, j->K, n0, width = 16);
+                lt_block(j, m0, nrows, rows_in, n0, 16);
         }
     }
+}
+
+static void lt_run(const struct ops_ctx *c, struct lt_job *job)
+{
+    job->tasks_n = tiles(job->N, LT_TASK_COLS);
+    team_run(c->team, lt_task, job, tiles(job->M, LT_TASK_ROWS) * job->tasks_n);
 }
 
 void ops_linear_t(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
@@ -279,9 +332,40 @@ void ops_linear_t(const struct ops_ctx *c, float *out, int ldo, const float *in,
 {
     struct lt_job job = {
         .out = out, .in = in, .wt = wt, .b = b, .ldo = ldo, .ldi = ldi, .M = M, .K = K, .N = N,
-        .tasks_n = tiles(N, LT_TASK_COLS),
     };
-    team_run(c->team, lt_task, &job, tiles(M, LT_TASK_ROWS) * job.tasks_n);
+    lt_run(c, &job);
+}
+
+void ops_linear_tokens_gelu(const struct ops_ctx *c, float *out, const float *in, int ldi,
+                            const struct linear *l, int samples, int rows)
+{
+    if (!l->transposed) {
+        ops_linear_tokens(c, out, l->out, in, ldi, l, samples, rows);
+        ops_gelu_tanh(c, out, (long)samples * rows * l->out);
+        return;
+    }
+    struct lt_job job = {
+        .out = out, .in = in, .wt = l->w, .b = l->b, .ldo = l->out, .ldi = ldi,
+        .M = samples * rows, .K = l->in, .N = l->out, .epilogue = LT_GELU,
+    };
+    lt_run(c, &job);
+}
+
+void ops_linear_tokens_residual(const struct ops_ctx *c, float *x, float *tmp,
+                                const float *in, int ldi, const struct linear *l,
+                                const float *gate, int gate_stride, int samples, int rows)
+{
+    if (!l->transposed) {
+        ops_linear_tokens(c, tmp, l->out, in, ldi, l, samples, rows);
+        ops_gated_add(c, x, tmp, gate, gate_stride, samples, rows, l->out);
+        return;
+    }
+    struct lt_job job = {
+        .out = x, .in = in, .wt = l->w, .b = l->b, .ldo = l->out, .ldi = ldi,
+        .M = samples * rows, .K = l->in, .N = l->out, .epilogue = LT_RESIDUAL,
+        .gate = gate, .gate_stride = gate_stride, .tokens = rows,
+    };
+    lt_run(c, &job);
 }
 
 /* ---------------------------------------------------------------------------
@@ -304,16 +388,12 @@ void ops_silu(const struct ops_ctx *c, float *out, const float *in, long n)
     rows_run(c, &job, n);
 }
 
-/* GELU with the tanh approximation, using 0.5(1 + tanh(y)) = 1/(1 + e^-2y). */
 VECTOR_CLONES
 static void gelu_rows(struct rows_job *job, long begin, long end)
 {
     float *x = job->out;
-    for (long i = begin; i < end; i++) {
-        float u = x[i];
-        float y = 0.7978845608028654f * (u + 0.044715f * u * u * u);
-        x[i] = u / (1.0f + exp_approx(-2.0f * y));
-    }
+    for (long i = begin; i < end; i++)
+        x[i] = gelu_tanh(x[i]);
 }
 
 void ops_gelu_tanh(const struct ops_ctx *c, float *x, long n)

@@ -14,10 +14,11 @@
 struct team;
 
 /* A linear layer y = x . W^T + b. W is stored (out, in) as PyTorch keeps it,
- * or (in, out) when `transposed` (the layout ops_linear_tokens' own kernel
- * reads, made at load for models with few tokens per image). */
+ * or, when `transposed`, in column panels of (in, 48) (the layout
+ * ops_linear_tokens' own kernel reads, made at load for models with few
+ * tokens per image). */
 struct linear {
-    const float *w;     /* (out, in), or (in, out) when transposed */
+    const float *w;     /* (out, in), or packed by ops_linear_t_pack when transposed */
     const float *b;     /* (out) or NULL */
     int in, out;
     int transposed;
@@ -55,11 +56,26 @@ void ops_linear_tokens(const struct ops_ctx *c, float *out, int ldo, const float
 void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
                       const struct linear *l, int M);
 
-/* out (M, N) = in (M, K) . wt + b with wt (K, N), N a multiple of 16: the
- * kernel behind transposed token layers. Every output is b[n] plus the
- * products added in k order, whatever M, the row or the thread. */
+/* out (samples * rows, l->out) = GELU(in . W^T + b), rows contiguous. */
+void ops_linear_tokens_gelu(const struct ops_ctx *c, float *out, const float *in, int ldi,
+                            const struct linear *l, int samples, int rows);
+
+/* x (samples * rows, l->out) += gate * (in . W^T + b), one gate vector per
+ * sample, gate_stride apart (gate NULL: plain residual add). tmp holds
+ * (samples * rows, l->out) floats for weights that are not transposed; the
+ * transposed kernel adds its results straight into x. */
+void ops_linear_tokens_residual(const struct ops_ctx *c, float *x, float *tmp,
+                                const float *in, int ldi, const struct linear *l,
+                                const float *gate, int gate_stride, int samples, int rows);
+
+/* out (M, N) = in (M, K) . W^T + b with W packed by ops_linear_t_pack, N a
+ * multiple of 16: the kernel behind transposed token layers. Every output
+ * is b[n] plus the products added in k order, whatever M, the row or the
+ * thread. */
 void ops_linear_t(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                   const float *wt, const float *b, int M, int K, int N);
+/* wt (K * N floats) = w (N, K) re-laid out for ops_linear_t. */
+void ops_linear_t_pack(float *wt, const float *w, int K, int N);
 
 void ops_silu(const struct ops_ctx *c, float *out, const float *in, long n);
 void ops_gelu_tanh(const struct ops_ctx *c, float *x, long n);

@@ -286,7 +286,7 @@ static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, str
     w->final = bind_linear(b, "proj_out_2", Po, D);
 }
 
-/* Layers re-laid out (in, out) for ops_linear_t; the (out, in) originals
+/* Layers re-laid out for ops_linear_t; the (out, in) originals
  * are dropped. The conditioning layers (t embedder, adaLN, cross-attention
  * k/v) too: with few rows their dot-product kernel was a tenth of the
  * bundled model's forward. */
@@ -297,9 +297,7 @@ static int transpose_linear(struct ditd_model *m, const struct st_file *f, struc
     float *t = malloc(sizeof(float) * (size_t)l->in * l->out);
     if (!t || model_own(m, t) != 0)
         return DITD_ENOMEM;
-    for (int o = 0; o < l->out; o++)
-        for (int i = 0; i < l->in; i++)
-            t[(size_t)i * l->out + o] = l->w[(size_t)o * l->in + i];
+    ops_linear_t_pack(t, l->w, l->in, l->out);
     model_drop(m, f, l->w, sizeof(float) * (size_t)l->in * l->out);
     l->w = t;
     l->transposed = 1;

@@ -50,17 +50,16 @@ static void test_linear(const struct ops_ctx *c, unsigned *seed)
 }
 
 /* The transposed-weight kernel: against the reference, and the same bits
- * for a row wherever it sits among how many rows. */
-static void test_linear_t(const struct ops_ctx *c, unsigned *seed)
+ * for a row wherever it sits among how many rows. N = 48 is one full panel;
+ * 80 and 64 end on a 32- and a 16-wide one. */
+static void test_linear_t(const struct ops_ctx *c, unsigned *seed, int N)
 {
-    const int M = 37, K = 53, N = 48, ldo = 50, ldi = 60;
+    const int M = 37, K = 53, ldo = N + 2, ldi = 60;
     float *in = randv((size_t)M * ldi, seed, 1), *w = randv((size_t)N * K, seed, 1);
     float *b = randv(N, seed, 1), *wt = malloc(sizeof(float) * N * K);
     float *out = calloc((size_t)M * ldo, sizeof(float)), *ref = calloc((size_t)M * ldo, sizeof(float));
     float *one = calloc((size_t)ldo, sizeof(float));
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++)
-            wt[(size_t)k * N + n] = w[(size_t)n * K + k];
+    ops_linear_t_pack(wt, w, K, N);
     ops_linear_t(c, out, ldo, in, ldi, wt, b, M, K, N);
     ops_ref_linear(ref, ldo, in, ldi, w, b, M, K, N);
     CHECK(near_ref(out, ref, (size_t)M * ldo, 1e-5, "linear_t"));
@@ -71,6 +70,46 @@ static void test_linear_t(const struct ops_ctx *c, unsigned *seed)
     }
     CHECK_EQ_INT(moved, 0);
     free(in); free(w); free(b); free(wt); free(out); free(ref); free(one);
+}
+
+/* The fused token layers (GELU after the product; the product added into a
+ * residual stream through a per-sample gate), with the weights as PyTorch
+ * stores them (separate passes) and packed (the epilogue of the kernel). */
+static void test_linear_fused(const struct ops_ctx *c, unsigned *seed)
+{
+    const int samples = 3, rows = 5, M = samples * rows, K = 40, N = 64, ldi = 44;
+    const int gs = 2 * N; /* gate stride, as in the interleaved adaLN vectors */
+    float *in = randv((size_t)M * ldi, seed, 1), *w = randv((size_t)N * K, seed, 1);
+    float *b = randv(N, seed, 1), *gate = randv((size_t)samples * gs, seed, 1);
+    float *x0 = randv((size_t)M * N, seed, 1), *wt = malloc(sizeof(float) * N * K);
+    float *ref = malloc(sizeof(float) * M * N), *gelu = malloc(sizeof(float) * M * N);
+    float *out = malloc(sizeof(float) * M * N), *tmp = malloc(sizeof(float) * M * N);
+    float *added = malloc(sizeof(float) * M * N), *gated = malloc(sizeof(float) * M * N);
+    ops_linear_t_pack(wt, w, K, N);
+    ops_ref_linear(ref, N, in, ldi, w, b, M, K, N);
+    memcpy(gelu, ref, sizeof(float) * M * N);
+    ops_ref_gelu_tanh(gelu, (long)M * N);
+    for (int i = 0; i < M * N; i++) {
+        added[i] = x0[i] + ref[i];
+        gated[i] = x0[i] + gate[(size_t)(i / N / rows) * gs + i % N] * ref[i];
+    }
+    const struct linear layers[2] = {
+        { .w = w, .b = b, .in = K, .out = N },
+        { .w = wt, .b = b, .in = K, .out = N, .transposed = 1 },
+    };
+    for (int t = 0; t < 2; t++) {
+        const struct linear *l = &layers[t];
+        ops_linear_tokens_gelu(c, out, in, ldi, l, samples, rows);
+        CHECK(near_ref(out, gelu, (size_t)M * N, 1e-5, t ? "gelu epilogue" : "linear, gelu"));
+        memcpy(out, x0, sizeof(float) * M * N);
+        ops_linear_tokens_residual(c, out, tmp, in, ldi, l, NULL, 0, samples, rows);
+        CHECK(near_ref(out, added, (size_t)M * N, 1e-5, t ? "residual epilogue" : "linear, add"));
+        memcpy(out, x0, sizeof(float) * M * N);
+        ops_linear_tokens_residual(c, out, tmp, in, ldi, l, gate, gs, samples, rows);
+        CHECK(near_ref(out, gated, (size_t)M * N, 1e-5, t ? "gated epilogue" : "linear, gated add"));
+    }
+    free(in); free(w); free(b); free(gate); free(x0); free(wt); free(ref); free(gelu);
+    free(out); free(tmp); free(added); free(gated);
 }
 
 static void test_activations(const struct ops_ctx *c, unsigned *seed)
@@ -173,7 +212,10 @@ int main(void)
         struct ops_ctx c = { .team = team };
         blas_set_threads(1);
         test_linear(&c, &seed);
-        test_linear_t(&c, &seed);
+        test_linear_t(&c, &seed, 48);
+        test_linear_t(&c, &seed, 80);
+        test_linear_t(&c, &seed, 64);
+        test_linear_fused(&c, &seed);
         test_activations(&c, &seed);
         test_layernorm(&c, &seed);
         test_attention(&c, &seed);
