@@ -235,7 +235,8 @@ enum lt_epilogue { LT_STORE, LT_GELU, LT_RESIDUAL };
 struct lt_job {
     float *out;
     const float *in, *wt, *b;
-    int ldo, ldi, M, K, N, tasks_n;
+    int ldo, ldi, M, K, N;
+    int task_cols, tasks_n; /* columns per task (a multiple of LT_COLS), tasks per row band */
     enum lt_epilogue epilogue;
     const float *gate;      /* LT_RESIDUAL: (samples, gate_stride) or NULL */
     int gate_stride, tokens;
@@ -297,9 +298,9 @@ static void lt_task(void *arg, int task, int thread)
 {
     const struct lt_job *j = arg;
     const int m_begin = (task / j->tasks_n) * LT_TASK_ROWS;
-    const int n_begin = (task % j->tasks_n) * LT_TASK_COLS;
+    const int n_begin = (task % j->tasks_n) * j->task_cols;
     const int m_end = j->M < m_begin + LT_TASK_ROWS ? j->M : m_begin + LT_TASK_ROWS;
-    const int n_end = j->N < n_begin + LT_TASK_COLS ? j->N : n_begin + LT_TASK_COLS;
+    const int n_end = j->N < n_begin + j->task_cols ? j->N : n_begin + j->task_cols;
     (void)thread;
 
     for (int n0 = n_begin, width; n0 < n_end; n0 += width) {
@@ -321,10 +322,17 @@ static void lt_task(void *arg, int task, int thread)
     }
 }
 
+/* Tasks of 64 rows x 192 columns; narrower ones when that would leave
+ * fewer than two tasks per thread (one guided image of the bundled model
+ * has 32 rows: proj and fc2 were a single task, the other thread idle). */
 static void lt_run(const struct ops_ctx *c, struct lt_job *job)
 {
-    job->tasks_n = tiles(job->N, LT_TASK_COLS);
-    team_run(c->team, lt_task, job, tiles(job->M, LT_TASK_ROWS) * job->tasks_n);
+    const int row_tasks = tiles(job->M, LT_TASK_ROWS), want = 2 * team_size(c->team);
+    job->task_cols = LT_TASK_COLS;
+    while (job->task_cols > LT_COLS && row_tasks * tiles(job->N, job->task_cols) < want)
+        job->task_cols /= 2;
+    job->tasks_n = tiles(job->N, job->task_cols);
+    team_run(c->team, lt_task, job, row_tasks * job->tasks_n);
 }
 
 void ops_linear_t(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
