@@ -3,6 +3,7 @@ random test models lack. `dit forward`, `dit decode` and a short `dit generate` 
 with the PyTorch reference loaded from the same directory. Skipped (exit 77) when the model is
 not there. --model DIR tests another model directory instead."""
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -14,13 +15,16 @@ import models
 from pyref import diffusion
 
 
+DEFAULT_MODEL = os.path.join(common.SRC_ROOT, "models", "fashion-dit")
+
+
 def model_dir():
     for i, a in enumerate(sys.argv):
         if a == "--model" and i + 1 < len(sys.argv):
             d = sys.argv[i + 1]
             del sys.argv[i:i + 2]
             return d
-    return os.path.join(common.SRC_ROOT, "models", "fashion-dit")
+    return DEFAULT_MODEL
 
 
 def check_forward(h, d, m):
@@ -55,6 +59,38 @@ def check_generate(h, d, m, gc, sampler, steps, cfg):
     return compare(load_npy(lat, ndim=4), ref, what="latents")
 
 
+# Labels PNGs given as arguments with the project's classifier; run in tools/train, whose
+# common.py is not this directory's.
+CLASSIFY = """
+import sys, numpy as np, torch
+from PIL import Image
+from classifier import load_classifier, predict
+u8 = np.stack([np.asarray(Image.open(p).convert("RGB"))[..., 0] for p in sys.argv[1:]])
+x = torch.from_numpy(u8.astype(np.float32) / 127.5 - 1.0)[:, None]  # grey stored as RGB
+print(" ".join(str(k) for k in predict(load_classifier(), x)[0].argmax(1).tolist()))
+"""
+
+
+def check_default_model_draws_sneakers(h):
+    """The issue's line `dit generate --class 7 --cfg 4 -o x.png`, with only --seed added so that
+    the test is deterministic: no --model and no DITD_MODEL, so the CLI must find the bundled
+    model itself, and the project's classifier must call every image a sneaker."""
+    os.environ.pop("DITD_MODEL", None)
+    paths = []
+    for seed in range(4):
+        paths.append(h.path("sneaker%d.png" % seed))
+        h.run_dit(["generate", "--class", 7, "--cfg", 4, "--seed", seed, "--quiet",
+                   "-o", paths[-1]])
+    r = subprocess.run([sys.executable, "-c", CLASSIFY] + paths, capture_output=True, text=True,
+                       cwd=os.path.join(common.SRC_ROOT, "tools", "train"))
+    if r.returncode != 0:
+        raise common.CheckFailed("classifier failed: " + r.stderr.strip()[-500:])
+    labels = [int(k) for k in r.stdout.split()]
+    if labels != [7] * len(paths):
+        raise common.CheckFailed("classifier labels %s, expected all 7 (sneaker)" % labels)
+    return "4 of 4 images classified as sneaker"
+
+
 def main():
     d = model_dir()
     if not os.path.isfile(os.path.join(d, "transformer", "config.json")):
@@ -68,6 +104,9 @@ def main():
     h.case("bundled generate ddim 20 steps cfg 4", check_generate, h, d, m, gc, "ddim", 20, 4.0)
     h.case("bundled generate ddpm 20 steps cfg 1.5", check_generate, h, d, m, gc, "ddpm", 20,
            1.5)
+    if d == DEFAULT_MODEL:
+        h.case("dit generate --class 7 --cfg 4 without --model draws sneakers",
+               check_default_model_draws_sneakers, h)
     h.finish()
 
 
