@@ -116,6 +116,12 @@ class Harness:
         sys.exit(1 if bad or not self.results else 0)
 
 
+def sanitized(dit):
+    """True when the dit binary is built with AddressSanitizer or ThreadSanitizer."""
+    out = subprocess.run(["ldd", dit], capture_output=True, text=True).stdout
+    return "libasan" in out or "libtsan" in out
+
+
 # ---------------------------------------------------------------------------------------------
 # .npy files
 

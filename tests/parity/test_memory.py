@@ -6,12 +6,11 @@ block, and a full Stable Diffusion AutoencoderKL (encoder included) are written 
 mapped pages of tensors ditd converts (the re-laid-out convolutions) must not stay resident.
 A second case writes the DiT as F16, which ditd converts to F32 at load."""
 import json
-import subprocess
 import sys
 
 import torch
 
-from common import CheckFailed, Harness
+from common import CheckFailed, Harness, sanitized
 from pyref import dit as pdit, export, vae as pvae
 
 LIMIT = 1.10
@@ -40,14 +39,9 @@ def check(h, tag, dtype):
     return msg
 
 
-def sanitized(dit):
-    """AddressSanitizer's shadow memory counts as resident: the bound means nothing there."""
-    out = subprocess.run(["ldd", dit], capture_output=True, text=True).stdout
-    return "libasan" in out or "libtsan" in out
-
-
 def main():
     h = Harness("memory", __doc__)
+    # AddressSanitizer's shadow memory counts as resident: the bound means nothing there.
     if sanitized(h.dit):
         print("SKIP: %s is built with a sanitizer" % h.dit)
         sys.exit(77)
