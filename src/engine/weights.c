@@ -305,7 +305,7 @@ static int transpose_linear(struct ditd_model *m, const struct st_file *f, struc
 }
 
 static int transpose_layers(struct ditd_model *m, const struct st_file *f,
-                                  struct dit_weights *w, int depth)
+                            struct dit_weights *w, int depth)
 {
     struct linear *top[] = { &w->patch, &w->final, &w->final_ada, &w->t1, &w->t2 };
     int rc = 0;
