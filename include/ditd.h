@@ -80,6 +80,10 @@ struct ditd_model_info {
     int64_t vae_params;        /* decoder + post_quant_conv */
     double vae_gmacs;          /* per image decode, 1e9 */
     int64_t weight_bytes;      /* bytes of float32 weights in use (DiT + decoder) */
+    const char *precision;     /* arithmetic of the DiT in use: "fp32" or "bf16" */
+    const char *isa;           /* best vector ISA of this CPU in use (after the DITD_ISA
+                                * cap): "amx_bf16", "avx512_bf16", "avx512", "avx2",
+                                * "sse" or "generic" */
 };
 
 struct ditd_model;   /* loaded weights and configuration (opaque, read-only) */

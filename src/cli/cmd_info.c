@@ -39,6 +39,7 @@ static void print_model(const struct ditd_model_info *i, int json, long long rss
     if (json) {
         printf("{\"rss_before_load\": %lld, \"rss_after_load\": %lld, \"weight_bytes\": %lld, ",
                rss_before, rss_after, (long long)i->weight_bytes);
+        printf("\"precision\": \"%s\", \"isa\": \"%s\", ", i->precision, i->isa);
         printf("\"name\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
                "\"image_size\": %d, \"latent_size\": %d, \"latent_channels\": %d, \"patch\": %d, "
                "\"depth\": %d, \"hidden\": %d, \"heads\": %d, \"num_classes\": %d, "
@@ -74,6 +75,7 @@ static void print_model(const struct ditd_model_info *i, int json, long long rss
            i->vae_gmacs);
     printf("memory      %.1f MB of weights in use; resident %.1f MB after loading "
            "(%.1f MB before)\n", i->weight_bytes / 1e6, rss_after / 1e6, rss_before / 1e6);
+    printf("compute     %s on %s\n", i->precision, i->isa);
     printf("classes     %d:", i->num_classes);
     for (int c = 0; c < i->num_classes && c < 20; c++)
         printf(" %d=%s", c, i->class_names[c] ? i->class_names[c] : "?");

@@ -521,7 +521,7 @@ static json_t *info_json(struct server *s)
     return json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I}"
                      ",s:{s:i,s:f,s:s,s:s,s:f},s:[sss],s:[ss]"
                      ",s:{s:i,s:i,s:f,s:i,s:i,s:i,s:i,s:i}"
-                     ",s:{s:i,s:i,s:s,s:f},s:{s:s}}",
+                     ",s:{s:i,s:i,s:s,s:f,s:s,s:s},s:{s:s}}",
         "model", "name", mi->name, "path", mi->path, "image_size", mi->image_size,
         "latent_size", mi->latent_size, "latent_channels", mi->latent_channels,
         "num_classes", mi->num_classes, "null_class", mi->num_classes,
@@ -538,7 +538,7 @@ static json_t *info_json(struct server *s)
         "max_batch_rows", s->cfg.max_batch, "max_body", s->cfg.max_body,
         "request_timeout_s", s->cfg.request_timeout, "job_ttl_s", s->cfg.job_ttl,
         "compute", "workers", s->workers, "threads", s->threads, "blas", ditd_blas_core(),
-        "gmacs_per_step_guided", 2 * mi->dit_gmacs,
+        "gmacs_per_step_guided", 2 * mi->dit_gmacs, "precision", mi->precision, "isa", mi->isa,
         "build", "version", DITD_VERSION);
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ditd-build.h"
+#include "isa.h"
 #include "model.h"
 
 int model_own(struct ditd_model *m, void *p)
@@ -355,6 +356,8 @@ static void fill_info(struct ditd_model *m)
     vae_count(&m->vae, d->input_size, &i->vae_params, &i->vae_gmacs);
     i->vae_gmacs /= 1e9;
     i->weight_bytes = 4 * (i->dit_params + i->vae_params);
+    i->precision = "fp32";
+    i->isa = isa_name(isa_level());
 }
 
 static int detect_layout(struct ditd_model *m, const struct st_file *f, char *err, size_t errlen)
