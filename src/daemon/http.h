@@ -75,7 +75,8 @@ struct http_handlers {
  * *port receives the port bound. err says what failed and how to fix it. */
 int http_start(struct http_server **out, uv_loop_t *loop, const struct config *cfg,
                const struct http_handlers *h, int *port, char *err, size_t errlen);
-/* Stop accepting connections (SIGTERM): closes the listening socket. */
+/* Stop accepting connections (the end of a drain): closes the listening
+ * socket; connections already open are served on. Idempotent. */
 void http_quiesce(struct http_server *s);
 /* Requests in progress (received, not yet completed). */
 int http_active(const struct http_server *s);

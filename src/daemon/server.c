@@ -3,8 +3,10 @@
  * health at once, load the model on a pool thread (readiness 503 until
  * then), start the workers, send READY=1; WATCHDOG=1 while the loop and the
  * workers are healthy; SIGHUP reloads the configuration; SIGTERM drains
- * (stop accepting, finish in-flight work within drain_timeout, then cancel)
- * and exits 0. A second SIGTERM or SIGINT cancels everything at once.
+ * (readiness 503 and new work refused with 503 while the listener stays
+ * open, in-flight work finishes within drain_timeout or is cancelled, then
+ * the listener closes) and exits 0. A second SIGTERM or SIGINT cancels
+ * everything at once.
  */
 #include <errno.h>
 #include <signal.h>
@@ -147,7 +149,11 @@ static void drain_cb(uv_timer_t *t)
         notify_sendf("STATUS=draining: %d job(s) left", pending);
         return;
     }
-    /* Jobs are done; give their answers time to leave. */
+    /* Jobs are done: stop accepting connections (until now the listener
+     * stayed open so that load balancers could see readiness 503 and new
+     * work got a 503 with Retry-After rather than a refused connection),
+     * then give the answers time to leave. */
+    http_quiesce(s->http);
     if (!s->drain_cancelled_ns)
         s->drain_cancelled_ns = now;
     if (http_active(s->http) > 0 &&
@@ -159,7 +165,6 @@ static void drain_cb(uv_timer_t *t)
 static void start_drain(struct server *s)
 {
     s->drain_deadline_ns = job_now_ns() + (int64_t)s->cfg.drain_timeout * 1000000000;
-    http_quiesce(s->http);
     metrics_gauge_set(&metrics.ready, 0);
     metrics_gauge_set(&metrics.draining, 1);
     notify_send("STOPPING=1\nSTATUS=draining");

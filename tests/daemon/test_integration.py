@@ -231,13 +231,15 @@ def disconnect_frees_slot(a):
 
 @test
 def sigterm_drains(a):
-    """SIGTERM with work in flight: stop accepting, finish the work, exit 0."""
+    """SIGTERM with work in flight: the listener stays open, readiness turns 503 "draining" (live
+    stays 200), new work gets 503 + Retry-After in the JSON envelope, the in-flight requests
+    finish with 200, then the listener closes and the daemon exits 0."""
     with Daemon(a.ditd, a.model, "--drain-timeout", str(20 * SLOW), env=DELAY) as d:
         d.wait_ready()
         results = []
 
         def run(i):
-            results.append(d.request("POST", "/generate", {"class": i, "steps": 40, "seed": i}))
+            results.append(d.request("POST", "/generate", {"class": i, "steps": 60, "seed": i}))
 
         ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
         for t in ts:
@@ -249,13 +251,24 @@ def sigterm_drains(a):
                 break
             time.sleep(0.01)
         d.signal(signal.SIGTERM)
-        time.sleep(0.2)
-        refused = False
-        try:
-            s, _, _ = d.request("GET", "/health/live", timeout=2)
-        except OSError:
-            refused = True
-        check(refused, "new connections accepted while draining")
+        # Until the work is done, health answers and new work is refused politely.
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            s, h, b = d.request("GET", "/health/ready", timeout=5)
+            if s == 503:
+                break
+            time.sleep(0.01)
+        check(s == 503 and json.loads(b)["status"] == "draining" and int(h["retry-after"]) >= 1,
+              "readiness while draining: %d %s %s" % (s, h, b))
+        check(d.request("GET", "/health/live", timeout=5)[0] == 200, "liveness while draining")
+        for path in ("/generate", "/jobs"):
+            s, h, b = d.json("POST", path, {"class": 1, "steps": 2}, timeout=5)
+            check(s == 503 and b["error"]["type"] == "unavailable_error" and
+                  int(h["retry-after"]) >= 1, "new work while draining: %d %s %s" % (s, h, b))
+        check(len(results) < 4, "the in-flight work ended before the checks; slow the steps")
+        m = d.metrics()
+        check(m["ditd_draining"] == 1 and m["ditd_ready"] == 0, "draining gauges")
+        check(m['ditd_jobs_rejected_total{reason="draining"}'] == 2, "draining rejections")
         for t in ts:
             t.join(60 * SLOW)
         rc = d.wait_exit(30)
@@ -263,6 +276,12 @@ def sigterm_drains(a):
         check(len(results) == 4 and all(r[0] == 200 and is_png(r[2]) for r in results),
               "in-flight answers: %s" % [r[0] for r in results])
         check("draining" in d.logs() and "stopped" in d.logs(), "log")
+        refused = False
+        try:
+            d.request("GET", "/health/live", timeout=2)
+        except OSError:
+            refused = True
+        check(refused, "connections accepted after the exit")
 
 
 @test
