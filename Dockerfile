@@ -26,12 +26,20 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && groupadd --gid 10001 ditd \
     && useradd --uid 10001 --gid ditd --no-create-home --shell /usr/sbin/nologin ditd
 COPY --from=build /out/usr/local /usr/local
+# The container's address lives in the config file, which the health check reads
+# too; the daemon writes the port it bound to port_file, so the check also
+# follows a --listen given to `docker run`.
 COPY conf/ditd.conf /etc/ditd/ditd.conf
+RUN sed -i -e 's|^listen = .*|listen = 0.0.0.0:8080|' \
+        -e 's|^port_file =.*|port_file = /tmp/ditd.port|' /etc/ditd/ditd.conf \
+    && grep -qx 'listen = 0.0.0.0:8080' /etc/ditd/ditd.conf \
+    && grep -qx 'port_file = /tmp/ditd.port' /etc/ditd/ditd.conf
 ENV DITD_MODEL=/usr/local/share/ditd/models/fashion-dit
 USER ditd
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-# Start period covers the model load; the probe is ditd's own (no curl here).
+# Start period covers the model load; the probe is ditd's own (no curl here): it
+# takes the address, port file and API keys from the same config file.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["/usr/local/bin/ditd", "--config", "/etc/ditd/ditd.conf", "--listen", "127.0.0.1:8080", "--probe"]
-ENTRYPOINT ["/usr/local/bin/ditd", "--config", "/etc/ditd/ditd.conf", "--listen", "0.0.0.0:8080"]
+    CMD ["/usr/local/bin/ditd", "--config", "/etc/ditd/ditd.conf", "--probe"]
+ENTRYPOINT ["/usr/local/bin/ditd", "--config", "/etc/ditd/ditd.conf"]

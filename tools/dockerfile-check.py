@@ -67,7 +67,8 @@ def main():
                     help="run every step (the debootstrap tree is still reused)")
     ap.add_argument("--build-only", action="store_true", help="build, do not run the checks")
     ap.add_argument("--port", type=int, default=0,
-                    help="port for the run (default: the EXPOSE port if free, else any)")
+                    help="port for the run (default: any free one; never the EXPOSE port, so the "
+                         "HEALTHCHECK has to follow the --listen given at run time)")
     ap.add_argument("--ready-timeout", type=float, default=120.0)
     ap.add_argument("--mirror", default="http://deb.debian.org/debian")
     ap.add_argument("--security-mirror", default="http://deb.debian.org/debian-security")

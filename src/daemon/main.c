@@ -29,6 +29,17 @@ static const char *blas_mode(int argc, char **argv)
     return env && *env ? env : "auto";
 }
 
+/* Whether the command line sets the listen address (--probe prefers it
+ * to the port file). */
+static bool listen_given(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--listen") == 0 || strncmp(argv[i], "--listen=", 9) == 0 ||
+            strncmp(argv[i], "-l", 2) == 0)
+            return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     static struct server s;
@@ -50,7 +61,7 @@ int main(int argc, char **argv)
     if (rc == 1)
         return 0;
     if (rc == 2)
-        return probe_run(&s.cfg);
+        return probe_run(&s.cfg, listen_given(argc, argv));
 
     log_level_parse(s.cfg.log_level, &level);
     log_init(level);

@@ -6,15 +6,21 @@
  * SSE3 kernel ("Prescott") that is several times slower, and an inherited
  * OPENBLAS_CORETYPE can pin a weaker kernel too. The choice can only be
  * changed through OPENBLAS_CORETYPE before the library loads, so
- * ditd_blas_prepare() sets it and re-executes the program once.
+ * ditd_blas_prepare() sets it and re-executes the program once, through
+ * /proc/self/exe (the very binary that runs, even if its file was replaced
+ * since). The kernel names a process after the file it executes, so the
+ * second run takes back the name the first had ("ditd", "dit"): without it
+ * every thread would be called "exe" and `pgrep -x ditd` would miss it.
  */
 #include "blas.h"
 
+#include <dirent.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "ditd.h"
@@ -24,6 +30,7 @@ void openblas_set_num_threads(int n);
 
 #define REEXEC_MARK "DITD_BLAS_REEXEC"
 #define REEXEC_FROM "DITD_BLAS_FROM"
+#define REEXEC_NAME "DITD_BLAS_NAME"
 
 /* Kernels in order of strength; later entries need more of the CPU. */
 static const char *const ranked[] = {
@@ -85,18 +92,50 @@ int ditd_cpu_count(void)
     return n < 1 ? 1 : (n > 1024 ? 1024 : (int)n);
 }
 
+/* Give this process and its threads (OpenBLAS starts its own before main)
+ * the name the first run had. Best effort: a name is only cosmetic. */
+static void restore_name(const char *name)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+
+    if (!name || !*name)
+        return;
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        FILE *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%.20s/comm", e->d_name);
+        f = fopen(path, "w");
+        if (f) {
+            fputs(name, f);
+            fclose(f);
+        }
+    }
+    closedir(d);
+}
+
 int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen)
 {
     const char *current = ditd_blas_core();
     const char *from = getenv(REEXEC_FROM);
     const char *want;
+    char name[16] = "";     /* the kernel's limit, NUL included */
 
     if (getenv(REEXEC_MARK)) {
         /* Second run: report what happened and stop here whatever the result. */
         snprintf(msg, msglen, "OpenBLAS kernel %s (switched from %s by ditd)",
                  current, from ? from : "?");
+        restore_name(getenv(REEXEC_NAME));
         unsetenv(REEXEC_MARK);
         unsetenv(REEXEC_FROM);
+        unsetenv(REEXEC_NAME);
         return 0;
     }
     if (!mode || strcmp(mode, "keep") == 0) {
@@ -117,8 +156,9 @@ int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen)
         }
     }
 
+    prctl(PR_GET_NAME, name, 0, 0, 0);
     if (setenv("OPENBLAS_CORETYPE", want, 1) != 0 || setenv(REEXEC_MARK, "1", 1) != 0 ||
-        setenv(REEXEC_FROM, current, 1) != 0) {
+        setenv(REEXEC_FROM, current, 1) != 0 || setenv(REEXEC_NAME, name, 1) != 0) {
         snprintf(msg, msglen, "OpenBLAS kernel %s; could not set OPENBLAS_CORETYPE=%s",
                  current, want);
         return DITD_ENOMEM;
@@ -127,6 +167,7 @@ int ditd_blas_prepare(char **argv, const char *mode, char *msg, size_t msglen)
     /* Still here: exec failed; carry on with the kernel we have. */
     unsetenv(REEXEC_MARK);
     unsetenv(REEXEC_FROM);
+    unsetenv(REEXEC_NAME);
     snprintf(msg, msglen,
              "OpenBLAS kernel %s is slower than %s on this CPU and re-executing with "
              "OPENBLAS_CORETYPE=%s failed; set it in the environment yourself",

@@ -49,7 +49,7 @@ class Daemon:
         if conf is not None:
             self.conf = os.path.join(self.tmp, "ditd.conf")
             with open(self.conf, "w") as f:
-                f.write(conf)
+                f.write(conf.replace("$TMP", self.tmp))    # e.g. port_file = $TMP/port
             argv += ["--config", self.conf]
         argv += list(args)
         e = dict(os.environ)

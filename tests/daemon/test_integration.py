@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -551,6 +552,69 @@ def cli(a):
     p = subprocess.run([a.ditd, "--listen", "127.0.0.1:0", "--model", bad_model],
                        capture_output=True, timeout=60)
     check(p.returncode == 1 and b"cannot load the model" in p.stderr, "bad model: %s" % p.stderr)
+
+
+def probe(a, *args):
+    return subprocess.run([a.ditd, "--probe"] + list(args), capture_output=True, timeout=30)
+
+
+@test
+def probe_config(a):
+    """--probe takes the key, the listen address and the port file from the config file and the
+    flags: it works with public_health = no, with a port the daemon got from its own --listen
+    (the port file), and maps the wildcards 0.0.0.0 and [::] to loopback."""
+    keys = os.path.join(tempfile.mkdtemp(prefix="ditd-test-"), "keys")
+    with open(keys, "w") as f:
+        f.write("# the probe sends the first key\nk-file\n")
+    # The port in the file is not the daemon's: the port file says which one it bound.
+    conf = ("[server]\nlisten = 0.0.0.0:1\nport_file = $TMP/port\n[auth]\napi_key_file = %s\n"
+            "public_health = no\n" % keys)
+    with Daemon(a.ditd, a.model, conf=conf) as d:
+        deadline = time.time() + 30 * SLOW
+        while time.time() < deadline and probe(a, "--config", d.conf).returncode != 0:
+            time.sleep(0.05)
+        out = probe(a, "--config", d.conf)
+        check(out.returncode == 0, "probe with the key file and the port file: %s" % out.stderr)
+        check(d.request("GET", "/health/ready")[0] == 401, "health is not public here")
+        out = probe(a, "--config", d.conf, "--api-key-file", "", "--api-keys", "wrong")
+        check(out.returncode == 1 and b"401" in out.stderr, "wrong key: %s" % out.stderr)
+        out = probe(a, "--config", d.conf, "--api-key-file", "", "--api-keys", "k-flag")
+        check(out.returncode == 1, "a key the daemon does not know: %s" % out.stderr)
+        out = probe(a, "--config", d.conf, "--listen", "0.0.0.0:%d" % d.port)
+        check(out.returncode == 0, "0.0.0.0 probed on loopback: %s" % out.stderr)
+        out = probe(a, "--config", d.conf, "--listen", "127.0.0.1:1")
+        check(out.returncode == 1, "a --listen given to the probe wins over the port file")
+        d.signal(signal.SIGTERM)
+        check(d.wait_exit(30) == 0, "exit")
+    # [::] is probed on [::1] (the daemon on [::1] only; the harness itself speaks IPv4).
+    with Daemon(a.ditd, a.model, "--listen", "[::1]:0") as d:
+        deadline = time.time() + 30 * SLOW
+        while time.time() < deadline:
+            out = probe(a, "--listen", "[::]:%d" % d.port)
+            if out.returncode == 0:
+                break
+            time.sleep(0.05)
+        check(out.returncode == 0, "[::] probed on [::1]: %s" % out.stderr)
+
+
+@test
+def process_name(a):
+    """After the BLAS re-exec (forced here by pinning a weak kernel) the daemon and all its
+    threads are still called ditd: pgrep -x ditd finds it."""
+    env = {"OPENBLAS_CORETYPE": "Prescott", "DITD_BLAS": "auto"}
+    with Daemon(a.ditd, a.model, env=env) as d:
+        d.wait_ready()
+        check("switched from Prescott" in d.logs(), "no re-exec happened:\n" + d.logs())
+        pid = d.proc.pid
+        names = set()
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                names.add(f.read().strip())
+        check(names == {"ditd"}, "thread names %s" % names)
+        out = subprocess.run(["pgrep", "-x", "ditd"], capture_output=True, text=True, timeout=10)
+        check(str(pid) in out.stdout.split(), "pgrep -x ditd: %r" % out.stdout)
+        s, _, _ = d.request("POST", "/generate", {"class": 1, "steps": 2})
+        check(s == 200, "serves after the re-exec")
 
 
 @test

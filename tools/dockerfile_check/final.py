@@ -34,18 +34,6 @@ def http(method, url, body=None, timeout=5.0):
         return e.code, dict(e.headers), e.read()
 
 
-def port_free(port):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -250,9 +238,10 @@ def run_final(final, ctx, work, args, checks):
         return
     entry = final.entrypoint[0]
     exposed = final.expose[0][0] if final.expose else 8080
-    port = args.port or (exposed if port_free(exposed) else free_port())
-    if port != exposed:
-        say(f"note: port {exposed} is taken on this host; the check uses {port} instead")
+    # Never the EXPOSE port: the HEALTHCHECK has to follow a --listen given at run time.
+    port = args.port or free_port()
+    if port == exposed:
+        say(f"note: --port {port} is the EXPOSE port; the healthcheck then proves less")
     argv = entry + ["--listen", f"127.0.0.1:{port}"]
     say(f"starting: unshare --pid --fork --mount-proc chroot --userspec={user[0]}:{user[1]} "
         f"{root} {shlex.join(argv)}")
@@ -364,9 +353,8 @@ def run_daemon_checks(checks, final, ctx, proc, pid, user, env, port, exposed, b
     if not hc:
         checks.report("healthcheck", False, "the image has no HEALTHCHECK")
     else:
-        probe = [a.replace(f":{exposed}", f":{port}") for a in hc["argv"]]
-        if probe != hc["argv"]:
-            say(f"note: HEALTHCHECK address rewritten from port {exposed} to {port}")
+        probe = hc["argv"]
+        fixed = [a for a in probe if re.search(r"(^|[^\w.])(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:]*\]):\d+", a)]
         t = time.monotonic()
         try:
             p = subprocess.run(chroot_argv(root, user, final.workdir, probe), env=env,
@@ -375,9 +363,11 @@ def run_daemon_checks(checks, final, ctx, proc, pid, user, env, port, exposed, b
             rc, err = p.returncode, p.stderr.strip()
         except subprocess.TimeoutExpired:
             rc, err = None, f"timed out after {hc['timeout']} s"
-        checks.report("healthcheck", rc == 0,
+        checks.report("healthcheck", rc == 0 and not fixed,
                       f"{shlex.join(probe)} exited {rc} in {time.monotonic() - t:.2f} s "
-                      f"as uid {user[0]}" + (f": {err}" if err else ""))
+                      f"as uid {user[0]}, the daemon on port {port} (EXPOSE {exposed})" +
+                      (f": {err}" if err else "") +
+                      (f"; hard-coded address {fixed}" if fixed else ""))
 
     # SIGTERM with a request in flight: the drain should let it finish, then exit 0.
     answer = {}
