@@ -401,11 +401,54 @@ static struct job *find_job(struct server *s, const char *id, size_t len)
     return NULL;
 }
 
-static void post_job(struct server *s, struct http_req *r)
+static void reply_job_created(struct server *s, struct http_req *r, struct job *j, unsigned status)
+{
+    http_add_header(r, "Location", "/jobs/%s", j->id);
+    http_add_header(r, "X-Request-Id", "%s", j->id);
+    http_reply_json(r, status, job_to_json(j, sched_position(&s->sched, j)));
+}
+
+/* A POST /jobs with an Idempotency-Key: 1 when answered here (a repeat, or
+ * a refusal), 0 to create the job; *scope receives the key's scope. */
+static int idempotent_repeat(struct server *s, struct http_req *r, const char *key,
+                             uint64_t *scope)
 {
     struct job *j;
-    char loc[64];
 
+    *scope = idem_scope(http_keys_configured(r), http_api_key(r));
+    j = idem_find(s->jobs, key, *scope);
+    if (!j)
+        return 0;
+    if (!idem_same_body(&j->idem, r->body.data, r->body.len)) {
+        metrics_add(&metrics.jobs_received, 1);
+        metrics_reject(REJECT_INVALID);
+        http_reply_error(r, 422, "invalid_request_error", "Idempotency-Key",
+                         "Idempotency-Key '%.64s' was used by job %s for another request body; "
+                         "repeat that body exactly, or use a new key for a new request", key, j->id);
+        return 1;
+    }
+    /* Not a new job: it counts as an answer, not as a received job. */
+    http_add_header(r, "Idempotent-Replayed", "true");
+    reply_job_created(s, r, j, 200);
+    return 1;
+}
+
+static void post_job(struct server *s, struct http_req *r)
+{
+    const char *hdr = http_header(r, "Idempotency-Key");
+    char key[IDEM_KEY_MAX + 1];
+    char err[160];
+    uint64_t scope = 0;
+    struct job *j;
+
+    if (hdr && idem_key_parse(hdr, key, err, sizeof(err)) < 0) {
+        metrics_add(&metrics.jobs_received, 1);
+        metrics_reject(REJECT_INVALID);
+        http_reply_error(r, 400, "invalid_request_error", "Idempotency-Key", "%s", err);
+        return;
+    }
+    if (hdr && idempotent_repeat(s, r, key, &scope))
+        return;
     metrics_add(&metrics.jobs_received, 1);
     if (refuse_unready(s, r))
         return;
@@ -415,10 +458,10 @@ static void post_job(struct server *s, struct http_req *r)
     j->tnext = s->jobs;     /* the table takes the creation reference */
     s->jobs = j;
     s->njobs++;
-    snprintf(loc, sizeof(loc), "/jobs/%s", j->id);
-    http_add_header(r, "Location", "%s", loc);
-    http_add_header(r, "X-Request-Id", "%s", j->id);
-    http_reply_json(r, 202, job_to_json(j, sched_position(&s->sched, j)));
+    if (hdr && idem_bind(&j->idem, key, scope, r->body.data, r->body.len) < 0)
+        log_msg(LOG_LEVEL_WARN, "job %s: out of memory keeping its Idempotency-Key; "
+                "a repeat will create another job", j->id);
+    reply_job_created(s, r, j, 202);
 }
 
 static bool gone(struct job *j)

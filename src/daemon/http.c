@@ -68,7 +68,8 @@ static void decorate(struct http_req *r, struct MHD_Response *resp)
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
         MHD_add_response_header(resp, "Vary", "Origin");
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                                "X-Request-Id, X-Seed, Server-Timing, Location, Retry-After");
+                                "X-Request-Id, X-Seed, Server-Timing, Location, Retry-After, "
+                                "Idempotent-Replayed");
     }
 }
 
@@ -408,10 +409,23 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+const char *http_api_key(struct http_req *r)
+{
+    const char *auth = http_header(r, "Authorization");
+
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        return auth + 7;
+    return http_header(r, "X-Api-Key");
+}
+
+bool http_keys_configured(const struct http_req *r)
+{
+    return auth_enabled(&r->srv->auth);
+}
+
 static bool authorized(struct http_req *r)
 {
-    const char *auth;
-    const char *key = NULL;
+    const char *key;
 
     if (!auth_enabled(&r->srv->auth))
         return true;
@@ -419,11 +433,7 @@ static bool authorized(struct http_req *r)
         return true;
     if (r->ep == EP_METRICS && r->srv->cfg->public_metrics)
         return true;
-    auth = http_header(r, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-        key = auth + 7;
-    else
-        key = http_header(r, "X-Api-Key");
+    key = http_api_key(r);
     return key && auth_key_ok(&r->srv->auth, key, strlen(key));
 }
 
@@ -498,7 +508,8 @@ static void begin(struct http_req *r)
     if (strcmp(r->method, "OPTIONS") == 0) {
         http_add_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         http_add_header(r, "Access-Control-Allow-Headers",
-                        "Authorization, Content-Type, Accept, Last-Event-ID, X-Api-Key");
+                        "Authorization, Content-Type, Accept, Last-Event-ID, X-Api-Key, "
+                        "Idempotency-Key");
         http_add_header(r, "Access-Control-Max-Age", "600");
         http_add_header(r, "Allow", "GET, POST, DELETE, OPTIONS");
         http_reply(r, 204, NULL, "", 0, false);

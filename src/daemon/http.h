@@ -115,6 +115,10 @@ void http_wake(struct http_req *r);
 const char *http_header(struct http_req *r, const char *name);
 /* Query argument, or NULL. */
 const char *http_query(struct http_req *r, const char *name);
+/* The API key presented (Bearer or X-Api-Key), or NULL. */
+const char *http_api_key(struct http_req *r);
+/* Whether API keys are configured (requests then carry an accepted one). */
+bool http_keys_configured(const struct http_req *r);
 
 
 #endif /* DITD_DAEMON_HTTP_H */

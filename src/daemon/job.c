@@ -111,6 +111,7 @@ void job_unref(struct job *j)
         return;
     free_heavy(j);
     free(j->images);
+    idem_free(&j->idem);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "idem.h"
 #include "metrics.h"
 #include "request.h"
 
@@ -96,6 +97,7 @@ struct job {
     int position;               /* last queue position announced */
 
     /* loop */
+    struct idem idem;           /* the Idempotency-Key that created it, if any */
     struct api_waiter *waiters;
     struct job *tnext;          /* job table */
     _Atomic bool posted;        /* in the pool's outbox */

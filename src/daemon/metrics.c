@@ -20,7 +20,7 @@ struct metrics metrics;
 
 static const unsigned http_codes[METRICS_CODES - 1] = {
     200, 202, 204, 400, 401, 403, 404, 405, 409, 410,
-    413, 414, 415, 429, 431, 500, 501, 503, 504
+    413, 414, 415, 422, 429, 431, 500, 501, 503, 504
 };
 
 static const char *const endpoint_names[EP_COUNT] = {

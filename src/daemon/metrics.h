@@ -52,7 +52,7 @@ enum metrics_cancel {
 };
 
 #define METRICS_MAX_BUCKETS 24
-#define METRICS_CODES 20
+#define METRICS_CODES 21
 
 struct metrics_hist {
     const double *bounds;           /* upper bounds, increasing; +Inf implied */

@@ -469,6 +469,55 @@ def jobs_api(a):
 
 
 @test
+def idempotent_jobs(a):
+    """POST /jobs with an Idempotency-Key: a repeat gets the same job (200, Idempotent-Replayed),
+    another body 422, keys scoped per API key, released when the job expires (job_ttl)."""
+    with Daemon(a.ditd, a.model, "--job-ttl", "1", "--api-keys", "alice,bob") as d:
+        d.wait_ready()
+        alice = {"Authorization": "Bearer alice", "Idempotency-Key": "req-1"}
+        body = {"class": 3, "steps": 5, "seed": 8}
+        s, h, j1 = d.json("POST", "/jobs", body, alice)
+        check(s == 202 and "idempotent-replayed" not in h, "first: %d %s" % (s, h))
+        s, h2, j2 = d.json("POST", "/jobs", body, alice)
+        check(s == 200 and h2.get("idempotent-replayed") == "true", "repeat: %d %s" % (s, h2))
+        check(j2["id"] == j1["id"] and h2["location"] == h["location"], "same job")
+        s, _, e = d.json("POST", "/jobs", dict(body, seed=9), alice)
+        check(s == 422 and e["error"]["param"] == "Idempotency-Key" and j1["id"] in
+              e["error"]["message"], "other body: %d %s" % (s, e))
+        # The body is compared byte for byte: the same JSON spaced differently is another body.
+        s, _, _ = d.json("POST", "/jobs", json.dumps(body, indent=1), alice)
+        check(s == 422, "re-spaced body: %d" % s)
+        s, _, j3 = d.json("POST", "/jobs", body, {"X-Api-Key": "bob", "Idempotency-Key": "req-1"})
+        check(s == 202 and j3["id"] != j1["id"], "bob's req-1 is not alice's")
+        s, _, j4 = d.json("POST", "/jobs", body, dict(alice, **{"Idempotency-Key": "req-2"}))
+        check(s == 202 and j4["id"] not in (j1["id"], j3["id"]), "new key, new job")
+        s, _, j5 = d.json("POST", "/jobs", body, {"Authorization": "Bearer alice"})
+        check(s == 202 and j5["id"] != j1["id"], "no key: always a new job")
+        s, _, j = d.json("POST", "/jobs", body, dict(alice, **{"Idempotency-Key": '"req-1"'}))
+        check(s == 200 and j["id"] == j1["id"], "the quoted (structured-field) form is the same key")
+        for bad in ["", "a" * 256, "has space", "tab\there", '"', "caf\u00e9"]:
+            s, _, e = d.json("POST", "/jobs", body, dict(alice, **{"Idempotency-Key": bad}))
+            check(s == 400 and e["error"]["param"] == "Idempotency-Key", "key %r: %d" % (bad, s))
+        check(d.json("POST", "/jobs", body, dict(alice, **{"Idempotency-Key": "k" * 255}))[0]
+              == 202, "255 characters are allowed")
+        m = d.metrics()
+        # 5 jobs created, 2 bodies refused with 422 and 6 bad keys with 400; the 2 repeats
+        # are answers about an existing job, not received jobs.
+        check(m["ditd_jobs_received_total"] == 13, "received %s" % m["ditd_jobs_received_total"])
+        check(m['ditd_jobs_rejected_total{reason="invalid"}'] == 8, "rejected invalid")
+        check(m['ditd_http_requests_total{endpoint="jobs",code="200"}'] == 2, "2 repeats")
+        check(m['ditd_http_requests_total{endpoint="jobs",code="422"}'] == 2, "2 other bodies")
+        # Once the job is over and job_ttl has passed, the key is released: a new job.
+        deadline = time.time() + 10
+        while time.time() < deadline and d.request("GET", h["location"], None, alice)[0] != 410:
+            time.sleep(0.1)
+        s, _, j6 = d.json("POST", "/jobs", body, alice)
+        check(s == 202 and j6["id"] != j1["id"], "after job_ttl: %d %s" % (s, j6))
+        s, _, j7 = d.json("POST", "/jobs", body, alice)
+        check(s == 200 and j7["id"] == j6["id"], "the new job holds the key now")
+
+
+@test
 def deadline_504(a):
     """A request that outlives its deadline gets 504."""
     with Daemon(a.ditd, a.model, env={"DITD_TEST_STEP_DELAY_MS": "20"}) as d:
