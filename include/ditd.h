@@ -84,6 +84,7 @@ struct ditd_model_info {
     const char *isa;           /* best vector ISA of this CPU in use (after the DITD_ISA
                                 * cap): "amx_bf16", "avx512_bf16", "avx512", "avx2",
                                 * "sse" or "generic" */
+    const char *preview;       /* what DITD_PREVIEW_AUTO does: "decode" or "linear" */
 };
 
 struct ditd_model;   /* loaded weights and configuration (opaque, read-only) */
@@ -202,11 +203,23 @@ int ditd_forward(struct ditd_worker *w, const float *x, const int *t,
  * division; out (n, out_channels, 8L, 8L) float, unclamped. */
 int ditd_decode_latents(struct ditd_worker *w, const float *z, int n, float *out);
 
-/* Cheap preview of an image in flight: its x0 prediction mapped to RGB8 by
- * a linear latent-to-RGB projection at latent resolution, HWC, L*L*3 bytes.
- * Returns DITD_EINVAL before the first step. */
-int ditd_image_preview(const struct ditd_model *m, const struct ditd_image *img,
-                       uint8_t *rgb);
+/* Previews of images in flight, at the image's own size, from the current x0
+ * prediction. DECODE runs the real VAE decoder; LINEAR maps each latent cell to
+ * RGB with a linear projection per latent channel (vae/config.json's
+ * latent_rgb_factors, or fitted at load) and upscales bilinearly. AUTO is the
+ * model's choice, made at load from the model sizes: DECODE when a decode
+ * costs at most a tenth of the cheapest denoising step (one DiT row),
+ * otherwise LINEAR (docs/engine.md, "Previews"). */
+enum ditd_preview_method {
+    DITD_PREVIEW_AUTO,
+    DITD_PREVIEW_DECODE,
+    DITD_PREVIEW_LINEAR
+};
+/* Write the preview of `img` to rgb: RGB8, HWC, image_size^2*3 bytes. Uses
+ * the worker's decode buffers: call it on the worker's thread, between
+ * steps. DITD_EINVAL before the first step. */
+int ditd_image_preview(struct ditd_worker *w, const struct ditd_image *img,
+                       enum ditd_preview_method how, uint8_t *rgb);
 
 /* ---------------------------------------------------------------------------
  * PNG encoding (libpng) with tEXt chunks. *out is malloc'd; free() it.

@@ -561,7 +561,7 @@ static json_t *info_json(struct server *s)
 {
     const struct ditd_model_info *mi = s->info;
 
-    return json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I}"
+    return json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I,s:s}"
                      ",s:{s:i,s:f,s:s,s:s,s:f},s:[sss],s:[ss]"
                      ",s:{s:i,s:i,s:f,s:i,s:i,s:i,s:i,s:i}"
                      ",s:{s:i,s:i,s:s,s:f,s:s,s:s},s:{s:s}}",
@@ -573,6 +573,7 @@ static json_t *info_json(struct server *s)
         "learn_sigma", mi->learn_sigma != 0, "dit_params", (json_int_t)mi->dit_params,
         "dit_gmacs", mi->dit_gmacs, "vae_params", (json_int_t)mi->vae_params,
         "vae_gmacs", mi->vae_gmacs, "weight_bytes", (json_int_t)mi->weight_bytes,
+        "preview", mi->preview,
         "defaults", "steps", s->cfg.default_steps, "cfg", s->cfg.default_cfg,
         "sampler", s->cfg.default_sampler, "spacing", "uniform", "eta", 0.0,
         "samplers", "ddpm", "ddim", "dpm++2m", "spacings", "uniform", "ddim",

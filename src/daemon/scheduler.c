@@ -32,9 +32,8 @@ struct sched_worker {
     int rows;
     struct ditd_image **imgs;
     uint8_t *rgb;               /* max_rows decoded images */
-    uint8_t *preview;           /* one latent-resolution preview */
+    uint8_t *preview;           /* one preview, image-sized */
     int image_size;
-    int latent_size;
 };
 
 int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int max_queue,
@@ -55,6 +54,7 @@ int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int ma
     s->notify = notify;
     s->notify_arg = notify_arg;
     s->model_name = m ? ditd_model_info(m)->name : "";
+    s->preview_method = m ? ditd_model_info(m)->preview : "";
     metrics_gauge_set(&metrics.queue_capacity, max_queue);
     return 0;
 }
@@ -475,7 +475,7 @@ static bool seen_before(const struct sched_worker *ws, int i)
 }
 
 /* Progress (and previews) once per job per step. */
-static void report_step(struct sched *s, struct sched_worker *ws)
+static void report_step(struct sched *s, struct ditd_worker *w, struct sched_worker *ws)
 {
     for (int i = 0; i < ws->n; i++) {
         struct job *j = ws->slots[i].job;
@@ -513,17 +513,18 @@ static void report_step(struct sched *s, struct sched_worker *ws)
         if (j->kind == JOB_KIND_SYNC || j->req.preview <= 0 || done % j->req.preview ||
             ditd_image_done(sl->img))
             continue;
-        if (ditd_image_preview(s->model, sl->img, ws->preview) < 0 ||
-            ditd_png_encode(ws->preview, ws->latent_size, ws->latent_size, 3, NULL, 0,
+        if (ditd_image_preview(w, sl->img, DITD_PREVIEW_AUTO, ws->preview) < 0 ||
+            ditd_png_encode(ws->preview, ws->image_size, ws->image_size, 3, NULL, 0,
                             &png, &len) < 0)
             continue;
         buf_init(&b, 0);
         buf_base64(&b, png, len);
         free(png);
         if (!b.err)
-            job_emit(j, "preview", json_pack("{s:s,s:i,s:i,s:i,s:s,s:s}", "id", j->id,
+            job_emit(j, "preview", json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:s}", "id", j->id,
                                              "index", sl->index, "step", done, "size",
-                                             ws->latent_size, "mime", "image/png", "b64", b.data));
+                                             ws->image_size, "method", s->preview_method,
+                                             "mime", "image/png", "b64", b.data));
         buf_free(&b);
         metrics_add(&metrics.previews, 1);
     }
@@ -662,7 +663,7 @@ static void step(struct sched *s, struct ditd_worker *w, struct sched_worker *ws
     metrics_add(&metrics.steps, (uint64_t)ws->n);
     metrics_observe(&metrics.batch_size, (uint64_t)ws->n);
     metrics_observe(&metrics.batch_rows, (uint64_t)ws->rows);
-    report_step(s, ws);
+    report_step(s, w, ws);
 }
 
 /* The busy flag feeds the watchdog test and the workers_busy gauge. */
@@ -680,11 +681,10 @@ struct sched_worker *sched_worker_new(struct sched *s)
     if (!ws)
         return NULL;
     ws->image_size = mi->image_size;
-    ws->latent_size = mi->latent_size;
     ws->slots = calloc((size_t)s->max_rows, sizeof(*ws->slots));
     ws->imgs = calloc((size_t)s->max_rows, sizeof(*ws->imgs));
     ws->rgb = malloc((size_t)s->max_rows * (size_t)mi->image_size * (size_t)mi->image_size * 3);
-    ws->preview = malloc((size_t)mi->latent_size * (size_t)mi->latent_size * 3);
+    ws->preview = malloc((size_t)mi->image_size * (size_t)mi->image_size * 3);
     if (!ws->slots || !ws->imgs || !ws->rgb || !ws->preview) {
         sched_worker_free(ws);
         return NULL;

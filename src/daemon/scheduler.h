@@ -39,6 +39,7 @@ struct sched {
     const struct ditd_model *model;
     int max_rows;
     const char *model_name;
+    const char *preview_method; /* "decode" or "linear" (ditd_model_info) */
     /* Called from any thread after a job changed (new events, new state). */
     void (*notify)(struct job *j, void *arg);
     void *notify_arg;

@@ -341,17 +341,28 @@ int ditd_decode(struct ditd_worker *w, struct ditd_image *const *imgs, int n, ui
             return DITD_EINVAL;
     }
     for (int k = 0; k < n; k++) {
-        uint8_t *dst = rgb + k * plane * 3;
         ditd_decode_latents(w, imgs[k]->smp.x, 1, w->pixels);
-        for (int64_t p = 0; p < plane; p++) {
-            for (int ch = 0; ch < 3; ch++) {
-                /* Grey models repeat their one channel; extra channels are dropped. */
-                float x = w->pixels[(ch < oc ? ch : 0) * plane + p];
-                float v = 127.5f * x + 128.0f;
-                v = v > 0.0f ? (v < 255.0f ? v : 255.0f) : 0.0f; /* NaN -> 0 */
-                dst[p * 3 + ch] = (uint8_t)v;
-            }
-        }
+        engine_rgb8(w->pixels, oc, plane, rgb + k * plane * 3);
     }
     return 0;
+}
+
+void engine_rgb8(const float *pixels, int channels, int64_t plane, uint8_t *rgb)
+{
+    for (int64_t p = 0; p < plane; p++) {
+        for (int ch = 0; ch < 3; ch++) {
+            /* Grey models repeat their one channel; extra channels are dropped. */
+            rgb[p * 3 + ch] = engine_u8(pixels[(ch < channels ? ch : 0) * plane + p]);
+        }
+    }
+}
+
+const struct ditd_model *engine_worker_model(const struct ditd_worker *w)
+{
+    return w->m;
+}
+
+float *engine_worker_pixels(struct ditd_worker *w)
+{
+    return w->pixels;
 }

@@ -437,7 +437,7 @@ int ditd_model_load(struct ditd_model **out, const char *dir, char *err, size_t 
         (rc = model_bind_vae(m, &m->vae_file, err, errlen)))
         goto fail;
     fill_info(m);
-    if (!found_rgb && (rc = preview_fit(m, err, errlen)))
+    if ((rc = preview_init(m, found_rgb, err, errlen)))
         goto fail;
 
     json_decref(tj);

@@ -29,6 +29,7 @@ struct ditd_model {
     int nowned, capowned;
     float rgb_factors[MODEL_MAX_LATENT_CHANNELS * 3]; /* (C, 3) latent -> RGB preview */
     float rgb_bias[3];
+    bool preview_decode;     /* DITD_PREVIEW_AUTO decodes (else the projection) */
 };
 
 /* Keep a heap block until the model is freed; frees p and fails when the
@@ -47,7 +48,22 @@ int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t er
 int model_arch_config(const char *config, int image_size, int num_classes,
                       struct dit_config *out, char *err, size_t errlen);
 
-/* Preview projection: read from the VAE config, or fit by decoding noise. */
-int preview_fit(struct ditd_model *m, char *err, size_t errlen);
+/* Previews (preview.c): pick the method DITD_PREVIEW_AUTO uses from the model
+ * sizes, and fit the latent-to-RGB projection by decoding noise unless the
+ * VAE config had one (have_factors). After fill_info. */
+int preview_init(struct ditd_model *m, bool have_factors, char *err, size_t errlen);
+
+/* engine.c, for preview.c: decoder output (channels, plane) in [-1, 1] to
+ * RGB8 HWC the way final images are made; a worker's model and its
+ * (out_channels, H, W) decode buffer. */
+void engine_rgb8(const float *pixels, int channels, int64_t plane, uint8_t *rgb);
+static inline uint8_t engine_u8(float x)
+{
+    float v = 127.5f * x + 128.0f;
+
+    return (uint8_t)(v > 0.0f ? (v < 255.0f ? v : 255.0f) : 0.0f); /* NaN -> 0 */
+}
+const struct ditd_model *engine_worker_model(const struct ditd_worker *w);
+float *engine_worker_pixels(struct ditd_worker *w);
 
 #endif /* DITD_MODEL_H */

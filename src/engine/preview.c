@@ -1,9 +1,11 @@
 /*
- * preview.c - cheap previews of images in flight: the current x0
- * prediction mapped to RGB by a linear projection per latent cell. The
- * projection comes from vae/config.json, or is fitted once at load by
- * least squares from a few small decodes of random latents, which works for
- * any VAE without hand-tuned tables.
+ * preview.c - previews of images in flight at the image's own size, from
+ * the current x0 prediction: either the real VAE decode, or a linear
+ * projection per latent channel to RGB, upscaled bilinearly. The
+ * projection comes from vae/config.json, or is fitted once at load by least
+ * squares from a few small decodes of random latents, which works for any
+ * VAE without hand-tuned tables. Which of the two AUTO means is decided at
+ * load from the model sizes (docs/engine.md, "Previews").
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +19,8 @@
 
 #define FIT_LATENTS 2
 #define FIT_SEED 0x5eedf17ULL
+/* AUTO decodes when a decode costs at most this share of a one-row step. */
+#define DECODE_SHARE 0.1
 
 /* Solve the (n x n) system a x = b in place (Gaussian elimination with
  * partial pivoting); 0 on success. */
@@ -51,7 +55,7 @@ static int solve(double *a, double *b, int n, int nrhs)
     return 0;
 }
 
-int preview_fit(struct ditd_model *m, char *err, size_t errlen)
+static int fit(struct ditd_model *m, char *err, size_t errlen)
 {
     const int C = m->vae.latent_channels, oc = m->vae.out_channels;
     const int L = m->dit.input_size < 8 ? m->dit.input_size : 8;
@@ -123,20 +127,68 @@ out:
     return rc;
 }
 
-int ditd_image_preview(const struct ditd_model *m, const struct ditd_image *img, uint8_t *rgb)
+int preview_init(struct ditd_model *m, bool have_factors, char *err, size_t errlen)
 {
+    /* A step's cost is the DiT forward; a guided step costs twice this, so
+     * the rule holds for every step an image takes. Multiply-accumulates
+     * stand in for time: both are dense products on the same cores. */
+    m->preview_decode = m->info.vae_gmacs <= DECODE_SHARE * m->info.dit_gmacs;
+    m->info.preview = m->preview_decode ? "decode" : "linear";
+    return have_factors ? 0 : fit(m, err, errlen);
+}
+
+/* Bilinear sample (half-pixel centres, edges clamped) of the projected
+ * latent at output pixel (y, x), scale f: RGB in the decoder's [-1, 1]. */
+static void linear_pixel(const struct ditd_model *m, const float *x0, int L, int f, int y, int x,
+                         float out[3])
+{
+    const int C = m->vae.latent_channels;
+    float sy = ((float)y + 0.5f) / (float)f - 0.5f, sx = ((float)x + 0.5f) / (float)f - 0.5f;
+    int y0 = (int)floorf(sy), x0i = (int)floorf(sx);
+    float wy = sy - (float)y0, wx = sx - (float)x0i;
+    int ys[2] = { y0 < 0 ? 0 : y0, y0 + 1 > L - 1 ? L - 1 : y0 + 1 };
+    int xs[2] = { x0i < 0 ? 0 : x0i, x0i + 1 > L - 1 ? L - 1 : x0i + 1 };
+    float w[4] = { (1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx };
+
+    for (int k = 0; k < 3; k++)
+        out[k] = m->rgb_bias[k];
+    for (int n = 0; n < 4; n++) {
+        int p = ys[n >> 1] * L + xs[n & 1];
+        for (int c = 0; c < C; c++) {
+            float v = w[n] * x0[(size_t)c * L * L + p];
+            for (int k = 0; k < 3; k++)
+                out[k] += v * m->rgb_factors[c * 3 + k];
+        }
+    }
+}
+
+int ditd_image_preview(struct ditd_worker *w, const struct ditd_image *img,
+                       enum ditd_preview_method how, uint8_t *rgb)
+{
+    const struct ditd_model *m = engine_worker_model(w);
     const float *x0 = ditd_image_x0(img);
-    const int C = m->vae.latent_channels, L = m->dit.input_size;
+    const int L = m->dit.input_size, H = m->info.image_size, f = H / L;
 
     if (!x0)
         return DITD_EINVAL;
-    for (int p = 0; p < L * L; p++) {
-        for (int k = 0; k < 3; k++) {
-            float v = m->rgb_bias[k];
-            for (int c = 0; c < C; c++)
-                v += x0[c * L * L + p] * m->rgb_factors[c * 3 + k];
-            v = 127.5f * v + 128.0f;
-            rgb[p * 3 + k] = (uint8_t)(v > 0.0f ? (v < 255.0f ? v : 255.0f) : 0.0f);
+    if (how == DITD_PREVIEW_AUTO)
+        how = m->preview_decode ? DITD_PREVIEW_DECODE : DITD_PREVIEW_LINEAR;
+    if (how == DITD_PREVIEW_DECODE) {
+        float *pixels = engine_worker_pixels(w);
+        int rc = ditd_decode_latents(w, x0, 1, pixels);
+
+        if (rc == 0)
+            engine_rgb8(pixels, m->vae.out_channels, (int64_t)H * H, rgb);
+        return rc;
+    }
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < H; x++) {
+            float v[3];
+            uint8_t *px = rgb + ((size_t)y * H + x) * 3;
+
+            linear_pixel(m, x0, L, f, y, x, v);
+            for (int k = 0; k < 3; k++)
+                px[k] = engine_u8(v[k]);
         }
     }
     return 0;
