@@ -10,6 +10,7 @@ FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential meson ninja-build pkg-config \
         libopenblas-dev libpng-dev libjansson-dev libmicrohttpd-dev libuv1-dev libinih-dev \
+        libdnnl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -21,7 +22,7 @@ RUN meson setup /build --buildtype=release --prefix=/usr/local \
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        libopenblas0-pthread libpng16-16 libjansson4 libmicrohttpd12 libuv1 libinih1 \
+        libopenblas0-pthread libpng16-16 libjansson4 libmicrohttpd12 libuv1 libinih1 libdnnl2 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 ditd \
     && useradd --uid 10001 --gid ditd --no-create-home --shell /usr/sbin/nologin ditd
