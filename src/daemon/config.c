@@ -54,7 +54,7 @@ static const struct opt opts[] = {
     O_INT("server", connection_timeout, 0, 86400, false, 0, "10", "seconds of inactivity before a connection is closed (0 = never)"),
     O_BYTES("server", max_body, 256, 16 << 20, true, "64k", "request body bytes at most (413 above)"),
     O_INT("server", sse_ping, 1, 3600, true, 0, "15", "seconds between keep-alive comments on a quiet event stream"),
-    O_BYTES("server", http_memory, 8192, 1 << 20, false, "32k", "per-connection buffer for the request line and headers"),
+    O_BYTES("server", http_memory, 8192, 1 << 20, false, "16k", "largest request line + headers (431 above); libmicrohttpd's buffer is 4 times this"),
     O_STR("model", model, false, 'm', "", "model directory (empty = $DITD_MODEL or the bundled model)"),
     O_INT("compute", workers, 0, 256, false, 'w', "0", "worker threads (0 = 1)"),
     O_INT("compute", threads, 0, 1024, false, 't', "0", "compute threads per worker (0 = the cores divided among the workers)"),

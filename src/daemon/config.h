@@ -25,7 +25,7 @@ struct config {
     int connection_timeout;     /* s of inactivity before a connection is closed */
     int max_body;               /* request body bytes */
     int sse_ping;               /* s between ": ping" comments on idle streams */
-    int http_memory;            /* per-connection buffer (headers) bytes */
+    int http_memory;            /* request line + headers bytes (431 above) */
     /* [model] */
     char model[PATH_MAX];       /* model directory ("" = the bundled one) */
     /* [compute] */

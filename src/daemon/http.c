@@ -25,6 +25,15 @@
 /* Bytes of an oversized chunked body read and dropped before the 413, in
  * units of max_body; a client that keeps sending past this is cut off. */
 #define DISCARD_FACTOR 4
+/* libmicrohttpd 0.9.75 answers a header block larger than its per-connection
+ * memory pool with its own HTML page, and has no hook to change that page.
+ * So its pool is this many times http_memory, and a header block between
+ * http_memory and the pool gets ditd's JSON 431 from begin(). */
+#define POOL_FACTOR 4
+/* Header fields at most (431 above). libmicrohttpd keeps a record of some
+ * 56 bytes per field in the same pool, so a flood of tiny fields could fill
+ * it before the byte limit; this bound keeps such requests ditd's. */
+#define MAX_FIELDS 256
 
 struct http_server {
     uv_loop_t *loop;
@@ -391,6 +400,8 @@ struct framing {
     const char *cl;
     int te_count;
     const char *te;
+    size_t lines;       /* bytes of the header lines, about ("name: value\r\n") */
+    int fields;
 };
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -399,6 +410,8 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     struct framing *f = cls;
 
     (void)kind;
+    f->lines += strlen(key) + (value ? strlen(value) : 0) + 4;
+    f->fields++;
     if (strcasecmp(key, "Content-Length") == 0) {
         f->cl_count++;
         f->cl = value;
@@ -473,12 +486,34 @@ static void refuse(struct http_req *r, enum metrics_reject why)
 static void begin(struct http_req *r)
 {
     struct http_server *s = r->srv;
-    struct framing f = { 0, NULL, 0, NULL };
+    struct framing f = { 0, NULL, 0, NULL, 0, 0 };
     const char *origin = http_header(r, "Origin");
+    const union MHD_ConnectionInfo *hs =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t limit = (size_t)s->cfg->http_memory;
 
     if (auth_origin_ok(s->cfg->cors_origins, origin))
         r->cors_origin = origin;
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (hs && hs->header_size > limit) {
+        /* What is not header lines is the request line (and the blank line). */
+        bool uri = hs->header_size > f.lines && hs->header_size - f.lines > limit;
+
+        refuse(r, REJECT_INVALID);
+        http_reply_error(r, uri ? 414 : 431, "invalid_request_error", NULL,
+                         "the request %s take%s %zu bytes, over the %zu-byte limit (http_memory); "
+                         "%s", uri ? "line" : "line and headers", uri ? "s" : "",
+                         uri ? hs->header_size - f.lines : hs->header_size, limit,
+                         uri ? "shorten the URL" : "send fewer or shorter headers");
+        return;
+    }
+    if (f.fields > MAX_FIELDS) {
+        refuse(r, REJECT_INVALID);
+        http_reply_error(r, 431, "invalid_request_error", NULL,
+                         "the request has %d header fields; at most %d are accepted", f.fields,
+                         MAX_FIELDS);
+        return;
+    }
     if (f.te_count && f.cl_count) {
         refuse(r, REJECT_INVALID);
         http_reply_error(r, 400, "invalid_request_error", NULL,
@@ -768,7 +803,8 @@ int http_start(struct http_server **out, uv_loop_t *loop, const struct config *c
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)cfg->http_memory * POOL_FACTOR,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,

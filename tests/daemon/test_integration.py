@@ -353,7 +353,7 @@ def metrics_add_up(a):
 @test
 def validation_and_framing(a):
     """Field-level 400s, 413 before the body, framing the app must refuse, 404/405."""
-    with Daemon(a.ditd, a.model, "--max-body", "1k") as d:
+    with Daemon(a.ditd, a.model, "--max-body", "1k", "--http-memory", "8k") as d:
         d.wait_ready()
         bad = [({"class": 1.5}, "class"), ({"class": 1, "cfg": -1}, "cfg"),
                ({"class": 1, "cfg": "inf"}, "cfg"), ({"class": 1, "sampler": "euler"}, "sampler"),
@@ -393,6 +393,20 @@ def validation_and_framing(a):
         # A chunked body has no length to refuse up front: 413 once it ends (was a bare close).
         check(raw("POST /generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "800\r\n" + " " * 2048 + "\r\n0\r\n\r\n") == 413, "chunked body over the cap")
+        # Over http_memory: the JSON envelope, not libmicrohttpd's HTML page (its buffer is
+        # 4 x http_memory; below that ditd answers itself).
+        for size in (7000, 12000, 20000):
+            s, h, b = d.json("GET", "/health/live", headers={"X-Big": "b" * size})
+            want = 200 if size < 8192 else 431
+            check(s == want, "%d-byte header -> %d %s" % (size, s, b))
+            if s != 200:
+                check(h["content-type"] == "application/json" and
+                      b["error"]["type"] == "invalid_request_error" and
+                      "http_memory" in b["error"]["message"], "431 envelope %s %s" % (h, b))
+        s, h, b = d.json("GET", "/health/live?" + "q" * 12000)
+        check(s == 414 and b["error"]["type"] == "invalid_request_error", "414 %d %s" % (s, b))
+        s, h, b = d.json("POST", "/generate", {"class": 1}, {"Cookie": "c" * 9000})
+        check(s == 431 and "http_memory" in b["error"]["message"], "431 on POST %d %s" % (s, b))
         check(d.request("GET", "/nope")[0] == 404, "404")
         # Client bytes that are not UTF-8 quoted in a message (was 500 "out of memory":
         # jansson refused the string), and names cut inside a character.

@@ -273,10 +273,15 @@ def framing(a):
             check(dt < 1.0, "%s took %.2f s" % (name, dt))
             rows.append((name, s, dt))
         big = "x" * 40960
+        # Within libmicrohttpd's buffer (4 x http_memory) ditd answers these itself, with the
+        # envelope; 1,000 tiny fields fill that buffer first, and libmicrohttpd answers.
         cases = [("40 KiB header", ("GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n"
-                                    % big).encode(), {431, None}),
+                                    % big).encode(), {431}),
                  ("40 KiB URI", ("GET /health/live?%s HTTP/1.1\r\nHost: x\r\n\r\n" % big).encode(),
-                  {414, None}),
+                  {414}),
+                 ("300 header fields", ("GET /health/live HTTP/1.1\r\nHost: x\r\n" +
+                                        "".join("X-H%d: v\r\n" % i for i in range(300)) +
+                                        "\r\n").encode(), {431}),
                  ("1000 headers", ("GET /health/live HTTP/1.1\r\nHost: x\r\n" +
                                    "".join("X-H%d: v\r\n" % i for i in range(1000)) + "\r\n").encode(),
                   {431, None}),
@@ -296,6 +301,8 @@ def framing(a):
             s, h, b, dt = raw(d.port, head, timeout=5)
             check(s in ok, "%s -> %s (want %s)" % (name, s, ok))
             check(dt < 1.0, "%s took %.2f s" % (name, dt))
+            if ok <= {414, 431}:
+                check(envelope_ok(h, b), "%s: not the JSON envelope: %r" % (name, b[:200]))
             rows.append((name, s, dt))
         check(is_png(d.request("POST", "/generate", VALID)[2]), "a valid request after the cases")
         clean_exit(d)
