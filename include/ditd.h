@@ -85,6 +85,7 @@ struct ditd_model_info {
                                 * cap): "amx_bf16", "avx512_bf16", "avx512", "avx2",
                                 * "sse" or "generic" */
     const char *preview;       /* what DITD_PREVIEW_AUTO does: "decode" or "linear" */
+    const char *id;            /* 16 hex digits naming the weights (docs/models.md "Model id") */
 };
 
 struct ditd_model;   /* loaded weights and configuration (opaque, read-only) */
@@ -98,9 +99,13 @@ int ditd_model_load(struct ditd_model **out, const char *dir,
 void ditd_model_free(struct ditd_model *m);
 /* Borrowed; valid while the model lives. */
 const struct ditd_model_info *ditd_model_info(const struct ditd_model *m);
-/* The default model directory: $DITD_MODEL, else the bundled model of the
- * source tree this was built from, else the installed copy. Writes it to
- * out and returns 0, or DITD_ENOENT when none of them exists. */
+/* The default model directory, first of: $DITD_MODEL; the bundled model of
+ * the source tree when this program runs from its build tree; the model
+ * installed beside this program (<bindir>/../share/ditd/models/fashion-dit,
+ * so that a moved or DESTDIR-staged install finds its own); the installed
+ * path configured at build time. Writes it to out and returns 0, or
+ * DITD_ENOENT (out then holds the configured installed path, for messages)
+ * when none of them exists. docs/operations.md "Which model". */
 int ditd_model_default_path(char *out, size_t len);
 
 /* Class id for a name ("sneaker") or a decimal id ("7"); -1 when unknown. */
@@ -144,7 +149,18 @@ struct ditd_params {
     uint32_t index;            /* image number within its request: its noise stream */
 };
 
-/* Fill defaults: cfg 4, 250 steps, ddpm, eta 0, seed 0, index 0, class 0. */
+/* The defaults of the dit tool and of the daemon (whose default_steps,
+ * default_cfg and default_sampler keys start from these): one place, so that
+ * the same request gives the same image from both. */
+#define DITD_DEFAULT_STEPS   50
+#define DITD_DEFAULT_CFG     4.0
+#define DITD_DEFAULT_SAMPLER "ddpm"
+/* Seeds nobody chose are drawn from the OS in 0 .. 2^53-1 (exact as a JSON
+ * number) and reported, so that any image can be made again. */
+uint64_t ditd_seed_random(void);
+
+/* Fill the defaults above: class 0, uniform spacing, eta 0, seed 0, index 0
+ * (callers apply the seed policy themselves). */
 void ditd_params_default(struct ditd_params *p);
 /* Check ranges against the model; 0 or DITD_EINVAL with a message naming
  * the field. */
@@ -231,6 +247,35 @@ struct ditd_png_text {
 int ditd_png_encode(const uint8_t *rgb, int width, int height, int channels,
                     const struct ditd_png_text *text, int ntext,
                     uint8_t **out, size_t *outlen);
+
+/* What a generated PNG records about itself (docs/api.md "PNG metadata"):
+ * software and version, model name and id, class id and name, cfg, steps,
+ * sampler, spacing, eta, seed, index and precision: everything the pixels
+ * depend on, and nothing else (no time), so the bytes depend only on the
+ * request. The dit tool and the daemon both write exactly these. */
+#define DITD_META_MAX 16
+struct ditd_png_meta {
+    struct ditd_png_text text[DITD_META_MAX];
+    int n;
+    char store[1024];          /* the values point in here */
+};
+/* count = images in the PNG: 1, or n for a grid of images p->index ..
+ * p->index + count - 1. */
+void ditd_png_metadata(const struct ditd_model *m, const struct ditd_params *p, int count,
+                       struct ditd_png_meta *out);
+
+/* The same read back from a PNG file's bytes (tEXt and uncompressed iTXt
+ * chunks anywhere in the file). */
+struct ditd_png_origin {
+    struct ditd_params params; /* params.index: the first image's */
+    int count;                 /* images in the PNG */
+    char model[128];           /* model name, "" when absent */
+    char model_id[32];         /* "" when absent */
+    char precision[16];        /* "" when absent */
+    char software[64];
+};
+int ditd_png_metadata_read(const uint8_t *png, size_t len, struct ditd_png_origin *out,
+                           char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------
  * BLAS. OpenBLAS picks its kernel when it is loaded; on CPUs it does not know

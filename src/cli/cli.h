@@ -17,6 +17,17 @@ int cmd_forward(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+
+/* The flags every command takes, at the end of each command's --help. */
+#define CLI_COMMON_HELP \
+    "  --verbose          also say which OpenBLAS kernel runs and which model loads\n" \
+    "  --help             this text\n"
+
+/* Set by --verbose anywhere on the command line. */
+extern int cli_verbose;
+
 /* Print "dit: <message>" to stderr; returns 1 (the failure status). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

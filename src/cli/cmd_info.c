@@ -17,7 +17,9 @@ static const char info_help[] =
     "\n"
     "Parameter count and multiply-accumulates (GMAC) per forward pass per image.\n"
     "--config takes a paper configuration (S, B, L, XL with patch 2, 4 or 8) and\n"
-    "needs no weights; --model describes a model directory, its classes included.\n";
+    "needs no weights; --model describes a model directory, its classes included.\n"
+    "\n"
+    CLI_COMMON_HELP;
 
 /* Resident set size of this process in bytes, 0 when unknown. */
 static long long rss_bytes(void)
@@ -87,7 +89,7 @@ int cmd_info(int argc, char **argv)
     static const struct option longopts[] = {
         { "model", required_argument, 0, 'm' }, { "config", required_argument, 0, 'c' },
         { "image-size", required_argument, 0, 'i' }, { "json", no_argument, 0, 'j' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "verbose", no_argument, 0, 'v' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     const char *model = NULL, *config = NULL;
     int json = 0, ch;
@@ -98,6 +100,7 @@ int cmd_info(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'c': config = optarg; break;
         case 'j': json = 1; break;
+        case 'v': break;   /* read by main() */
         case 'i':
             if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2;
             break;
@@ -137,7 +140,9 @@ static const char bench_help[] =
     "Times DiT forward passes, with random weights for --config (no files needed) or\n"
     "the weights of a model directory, and OpenBLAS sgemm (with its own threading)\n"
     "alone on the same matrix shapes in the same run. Reports ms per forward, achieved\n"
-    "GFLOP/s (2 x MACs / time) and the sgemm GFLOP/s; their ratio is the efficiency.\n";
+    "GFLOP/s (2 x MACs / time) and the sgemm GFLOP/s; their ratio is the efficiency.\n"
+    "\n"
+    CLI_COMMON_HELP;
 
 int cmd_bench(int argc, char **argv)
 {
@@ -145,8 +150,8 @@ int cmd_bench(int argc, char **argv)
         { "config", required_argument, 0, 'c' }, { "image-size", required_argument, 0, 'i' },
         { "batch", required_argument, 0, 'b' }, { "threads", required_argument, 0, 't' },
         { "iterations", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
-        { "model", required_argument, 0, 'm' }, { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
+        { "model", required_argument, 0, 'm' }, { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     const char *config = "XL/2", *batches = "1", *model_dir = NULL;
     struct ditd_model *model = NULL;
@@ -159,6 +164,7 @@ int cmd_bench(int argc, char **argv)
         case 'm': model_dir = optarg; break;
         case 'b': batches = optarg; break;
         case 'j': json = 1; break;
+        case 'v': break;   /* read by main() */
         case 'i': if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2; break;
         case 't': if (cli_int(optarg, 1, 256, "--threads", &threads)) return 2; break;
         case 'n': if (cli_int(optarg, 1, 1000, "--iterations", &iters)) return 2; break;

@@ -16,21 +16,27 @@ static const char forward_help[] =
     "usage: dit forward --model DIR --x in.npy --t 999,17 --y 3,1000 -o out.npy\n"
     "\n"
     "Runs the DiT on a batch x (N, C, L, L) float32 with original timesteps t (0..999)\n"
-    "and class ids y (num_classes = the null class); writes (N, out_channels, L, L).\n";
+    "and class ids y (num_classes = the null class); writes (N, out_channels, L, L).\n"
+    "\n"
+    CLI_COMMON_HELP;
 
 static const char decode_help[] =
     "usage: dit decode --model DIR --latent z.npy -o out.npy|out.png\n"
     "\n"
     "Runs the VAE decoder on latents z (N, C, L, L) float32 as sampled (the tool divides\n"
     "by the scaling factor). .npy output holds the raw decoder output (N, channels, H, W);\n"
-    ".png output holds the first image mapped to 8 bits.\n";
+    ".png output holds the first image mapped to 8 bits.\n"
+    "\n"
+    CLI_COMMON_HELP;
 
 static const char schedule_help[] =
     "usage: dit schedule --steps K [--spacing uniform|ddim] -o s.npy\n"
     "\n"
     "Writes the respaced diffusion tables as a (K, 8) float64 array with columns\n"
     "timestep, beta, alphas_cumprod, alphas_cumprod_prev, posterior_variance,\n"
-    "posterior_log_variance_clipped, posterior_mean_coef1, posterior_mean_coef2.\n";
+    "posterior_log_variance_clipped, posterior_mean_coef1, posterior_mean_coef2.\n"
+    "\n"
+    CLI_COMMON_HELP;
 
 struct tensor_opts {
     const char *model, *x, *t, *y, *latent, *out, *spacing;
@@ -43,8 +49,8 @@ static int parse(int argc, char **argv, const char *help, struct tensor_opts *o)
         { "model", required_argument, 0, 'm' }, { "x", required_argument, 0, 'x' },
         { "t", required_argument, 0, 't' }, { "y", required_argument, 0, 'y' },
         { "latent", required_argument, 0, 'z' }, { "steps", required_argument, 0, 's' },
-        { "spacing", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
+        { "spacing", required_argument, 0, 'p' }, { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
@@ -56,6 +62,7 @@ static int parse(int argc, char **argv, const char *help, struct tensor_opts *o)
         case 'z': o->latent = optarg; break;
         case 'o': o->out = optarg; break;
         case 'p': o->spacing = optarg; break;
+        case 'v': break;   /* read by main() */
         case 's': if (cli_int(optarg, 1, 1000, "--steps", &o->steps)) return -1; break;
         case 'h': fputs(help, stdout); return 1;
         default: fputs(help, stderr); return -1;

@@ -29,10 +29,15 @@ static const char usage[] =
     "Run 'dit <command> --help' for the options of a command. Without --model the\n"
     "bundled model is used ($DITD_MODEL overrides it).\n"
     "\n"
+    "options of every command:\n"
+    CLI_COMMON_HELP
+    "\n"
     "environment:\n"
     "  DITD_MODEL   default model directory\n"
     "  DITD_BLAS    OpenBLAS kernel policy: auto (default: switch to the best kernel\n"
     "               this CPU supports), keep, or a kernel name such as SkylakeX\n";
+
+int cli_verbose;
 
 int cli_fail(const char *fmt, ...)
 {
@@ -122,6 +127,9 @@ struct ditd_model *cli_model(const char *dir)
         cli_fail("cannot load model %s: %s", dir, err);
         return NULL;
     }
+    if (cli_verbose)
+        fprintf(stderr, "dit: model %s (id %s) from %s\n", ditd_model_info(m)->name,
+                ditd_model_info(m)->id, dir);
     return m;
 }
 
@@ -143,6 +151,11 @@ int main(int argc, char **argv)
     char msg[256];
     const char *policy = getenv("DITD_BLAS");
 
+    if (argc >= 2 && strcmp(argv[1], "--verbose") == 0) {   /* dit --verbose generate ... */
+        cli_verbose = 1;
+        argc--;
+        argv++;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -151,11 +164,15 @@ int main(int argc, char **argv)
         printf("dit %s\n", DITD_VERSION);
         return 0;
     }
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        cli_verbose = cli_verbose || strcmp(argv[i], "--verbose") == 0;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
             continue;
-        if (ditd_blas_prepare(argv, policy ? policy : "auto", msg, sizeof(msg)) != 0 ||
-            strstr(msg, "switched"))
+        /* The kernel is news only when asked, or when it could not be fixed. */
+        if (ditd_blas_prepare(argv, policy ? policy : "auto", msg, sizeof(msg)) != 0)
+            fprintf(stderr, "dit: warning: %s\n", msg);
+        else if (cli_verbose)
             fprintf(stderr, "dit: %s\n", msg);
         return commands[i].run(argc - 1, argv + 1);
     }

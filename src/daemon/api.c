@@ -253,7 +253,7 @@ static struct job *submit(struct server *s, struct http_req *r, enum job_kind ki
     }
     if (kind == JOB_KIND_SYNC && (req.stream || accepts(r, "text/event-stream")))
         kind = JOB_KIND_STREAM;
-    j = job_new(kind, &req, req.seed >= 0 ? (uint64_t)req.seed : job_random_seed(),
+    j = job_new(kind, &req, req.seed >= 0 ? (uint64_t)req.seed : ditd_seed_random(),
                 (int64_t)(req.deadline_ms ? req.deadline_ms : s->cfg.request_timeout * 1000) * 1000000);
     if (!j) {
         metrics_reject(REJECT_INVALID);
@@ -317,7 +317,7 @@ static void answer_sync(struct api_waiter *w)
             for (int k = 0; k < j->req.n; k++) {
                 buf_init(&b, 0);
                 buf_base64(&b, j->images[k].png, j->images[k].png_len);
-                json_array_append_new(imgs, json_pack("{s:i,s:I,s:s,s:s?}", "index", k,
+                json_array_append_new(imgs, json_pack("{s:I,s:I,s:s,s:s?}", "index", job_image_index(j, k),
                                                       "seed", (json_int_t)j->seed, "mime",
                                                       "image/png", "b64", b.data));
                 buf_free(&b);

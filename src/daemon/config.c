@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "ditd-build.h"
+#include "ditd.h"
 
 enum opt_type {
     OPT_STR,
@@ -39,6 +40,8 @@ struct opt {
     const char *help;
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define FIELD(k) offsetof(struct config, k), sizeof(((struct config *)0)->k)
 #define O_STR(s, k, r, f, d, h)       { s, #k, OPT_STR, FIELD(k), 0, 0, r, f, d, h }
 #define O_INT(s, k, lo, hi, r, f, d, h) { s, #k, OPT_INT, FIELD(k), lo, hi, r, f, d, h }
@@ -66,10 +69,11 @@ static const struct opt opts[] = {
     O_INT("queue", drain_timeout, 0, 86400, true, 0, "30", "seconds SIGTERM waits for in-flight work before cancelling it"),
     O_INT("request", max_images, 1, 1024, true, 0, "8", "images per request (n) at most"),
     O_INT("request", max_steps, 1, 1000, true, 0, "1000", "sampling steps per image at most"),
-    O_INT("request", default_steps, 1, 1000, true, 0, "50", "steps when a request gives none"),
-    O_DBL("request", default_cfg, 0, 1000, true, "4.0", "guidance scale when a request gives none"),
+    /* The request defaults are the dit tool's too (include/ditd.h). */
+    O_INT("request", default_steps, 1, 1000, true, 0, STR(DITD_DEFAULT_STEPS), "steps when a request gives none"),
+    O_DBL("request", default_cfg, 0, 1000, true, STR(DITD_DEFAULT_CFG), "guidance scale when a request gives none"),
     O_DBL("request", max_cfg, 0, 1000, true, "20.0", "guidance scale at most"),
-    O_STR("request", default_sampler, true, 0, "ddpm", "sampler when a request gives none: ddpm, ddim or dpm++2m"),
+    O_STR("request", default_sampler, true, 0, DITD_DEFAULT_SAMPLER, "sampler when a request gives none: ddpm, ddim or dpm++2m"),
     O_STR("auth", api_keys, true, 0, "", "comma-separated API keys; empty = no authentication"),
     O_STR("auth", api_key_file, true, 0, "", "file with one API key per line (added to api_keys)"),
     O_BOOL("auth", public_health, true, "yes", "/health/live and /health/ready need no key"),

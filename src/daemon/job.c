@@ -45,11 +45,6 @@ uint64_t job_random_u64(void)
     return v;
 }
 
-uint64_t job_random_seed(void)
-{
-    return job_random_u64() & ((UINT64_C(1) << 53) - 1);
-}
-
 struct job *job_new(enum job_kind kind, const struct gen_request *req, uint64_t seed,
                     int64_t timeout_ns)
 {
@@ -293,11 +288,11 @@ json_t *job_to_json(struct job *j, int queue_position)
         }
         json_object_set_new(o, "progress", prog);
     }
-    json_object_set_new(o, "request", json_pack("{s:i,s:f,s:i,s:s,s:s,s:f,s:I,s:i}",
+    json_object_set_new(o, "request", json_pack("{s:i,s:f,s:i,s:s,s:s,s:f,s:I,s:i,s:I}",
         "class", j->req.class_id, "cfg", j->req.cfg, "steps", j->req.steps,
         "sampler", j->req.sampler_name,
         "spacing", j->req.ddim_spacing ? "ddim" : "uniform", "eta", j->req.eta,
-        "seed", (json_int_t)j->seed, "n", j->req.n));
+        "seed", (json_int_t)j->seed, "n", j->req.n, "index", (json_int_t)j->req.index));
     images = json_array();
     for (int i = 0; i < j->req.n && !j->expired; i++) {
         char url[96];
@@ -305,7 +300,7 @@ json_t *job_to_json(struct job *j, int queue_position)
         if (!j->images[i].png)
             continue;
         snprintf(url, sizeof(url), "/jobs/%s/images/%d.png", j->id, i);
-        json_array_append_new(images, json_pack("{s:i,s:I,s:s}", "index", i,
+        json_array_append_new(images, json_pack("{s:I,s:I,s:s}", "index", job_image_index(j, i),
                                                 "seed", (json_int_t)j->seed, "url", url));
     }
     json_object_set_new(o, "images", images);

@@ -109,10 +109,15 @@ struct job *job_new(enum job_kind kind, const struct gen_request *req, uint64_t 
 struct job *job_ref(struct job *j);
 void job_unref(struct job *j);
 
-/* Random 64-bit value from the kernel (job ids, seeds). */
+/* Random 64-bit value from the kernel (job ids). */
 uint64_t job_random_u64(void);
-/* A random seed in 0 .. 2^53-1, so that JavaScript clients keep it exact. */
-uint64_t job_random_seed(void);
+
+/* The number of a job's k-th image (0 .. n-1) as its PNG records it and the
+ * API reports it: the request's index + k, its noise stream. */
+static inline int64_t job_image_index(const struct job *j, int k)
+{
+    return (int64_t)j->req.index + k;
+}
 
 /* Append an event. `data` is a JSON object (stolen); "type" is set to
  * `name`. Takes mu. Sync jobs keep no log, so this is a no-op for them. */

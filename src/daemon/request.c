@@ -14,7 +14,7 @@
 #include <string.h>
 
 static const char *const known_fields[] = {
-    "class", "cfg", "steps", "sampler", "spacing", "eta", "seed", "n",
+    "class", "cfg", "steps", "sampler", "spacing", "eta", "seed", "n", "index",
     "stream", "preview", "deadline_ms"
 };
 
@@ -149,7 +149,7 @@ static int parse_fields(struct gen_request *r, json_t *obj, const struct request
                         char *field, size_t fl, char *err, size_t el)
 {
     json_t *v;
-    long long seed;
+    long long seed, index;
     int rc;
 
     rc = parse_class(r, obj, lim, field, fl, err, el);
@@ -204,6 +204,18 @@ static int parse_fields(struct gen_request *r, json_t *obj, const struct request
     rc = parse_int_field(obj, "n", 1, lim->max_images, &r->n, field, fl, err, el);
     if (rc)
         return rc;
+    rc = get_int(obj, "index", &index);
+    if (rc < 0)
+        return fail(field, fl, "index", err, el, "index must be an integer, not %s",
+                    type_name(json_object_get(obj, "index")));
+    if (rc == 0) {
+        if (index < 0 || index + r->n - 1 > (long long)UINT32_MAX)
+            return fail(field, fl, "index", err, el,
+                        "index %lld is outside 0..%lld (the images of a request are numbered "
+                        "index .. index + n - 1, at most %u)", index,
+                        (long long)UINT32_MAX - r->n + 1, UINT32_MAX);
+        r->index = (uint32_t)index;
+    }
     rc = parse_bool_field(obj, "stream", &r->stream, field, fl, err, el);
     if (rc)
         return rc;
@@ -253,7 +265,7 @@ int request_parse(struct gen_request *r, const char *body, size_t len,
         if (!known) {
             rc = fail(field, fieldlen, key, err, errlen,
                       "unknown field '%.48s'; the fields are class, cfg, steps, sampler, spacing, "
-                      "eta, seed, n, stream, preview, deadline_ms", key);
+                      "eta, seed, n, index, stream, preview, deadline_ms", key);
             goto out;
         }
     }
@@ -268,8 +280,7 @@ out:
     return rc;
 }
 
-void request_to_params(const struct gen_request *r, uint64_t seed, uint32_t index,
-                       struct ditd_params *p)
+void request_to_params(const struct gen_request *r, uint64_t seed, int k, struct ditd_params *p)
 {
     /* Every field is set here, so ditd_params_default() is not needed and
      * this file does not link against the engine (unit tests use it alone). */
@@ -281,5 +292,5 @@ void request_to_params(const struct gen_request *r, uint64_t seed, uint32_t inde
     p->sampler = r->sampler;
     p->eta = (float)r->eta;
     p->seed = seed;
-    p->index = index;
+    p->index = r->index + (uint32_t)k;
 }

@@ -23,6 +23,7 @@ struct gen_request {
     double eta;
     int64_t seed;           /* -1 = the daemon picks one */
     int n;                  /* images */
+    uint32_t index;         /* noise index of the first image; image k uses index + k */
     bool stream;
     int preview;            /* a preview every `preview` steps; 0 = none */
     int deadline_ms;        /* 0 = the configured request_timeout */
@@ -53,9 +54,8 @@ int request_parse(struct gen_request *r, const char *body, size_t len,
                   const struct request_limits *lim, char *field, size_t fieldlen,
                   char *err, size_t errlen);
 
-/* The engine's parameters of image `index` of a request. */
-void request_to_params(const struct gen_request *r, uint64_t seed, uint32_t index,
-                       struct ditd_params *p);
+/* The engine's parameters of the k-th image (0 .. n-1) of a request. */
+void request_to_params(const struct gen_request *r, uint64_t seed, int k, struct ditd_params *p);
 
 /* DiT rows one step of one image of this request takes. */
 static inline int request_rows(const struct gen_request *r)

@@ -53,7 +53,6 @@ int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int ma
     s->max_queue = max_queue;
     s->notify = notify;
     s->notify_arg = notify_arg;
-    s->model_name = m ? ditd_model_info(m)->name : "";
     s->preview_method = m ? ditd_model_info(m)->preview : "";
     metrics_gauge_set(&metrics.queue_capacity, max_queue);
     return 0;
@@ -414,7 +413,7 @@ static void start_images(struct sched *s, struct sched_worker *ws)
             if (j->kind != JOB_KIND_SYNC)
                 notify(s, j);
         }
-        request_to_params(&j->req, j->seed, (uint32_t)sl->index, &p);
+        request_to_params(&j->req, j->seed, sl->index, &p);
         rc = ditd_image_new(&sl->img, s->model, &p, err, sizeof(err));
         if (rc == 0 && ditd_image_rows(sl->img) != j->rows) {
             snprintf(err, sizeof(err), "the engine wants %d rows per step, the scheduler counted %d",
@@ -448,22 +447,16 @@ static void drop_cancelled(struct sched *s, struct sched_worker *ws)
     }
 }
 
-static int encode_png(struct sched *s, const struct job *j, int index, const uint8_t *rgb,
+/* The PNG of the k-th image of a job, with the engine's metadata. */
+static int encode_png(struct sched *s, const struct job *j, int k, const uint8_t *rgb,
                       int size, uint8_t **png, size_t *len)
 {
-    char cls[16], cfg[32], steps[48], seed[32], idx[16];
-    struct ditd_png_text text[] = {
-        { "model", s->model_name }, { "class", cls }, { "cfg", cfg }, { "steps", steps },
-        { "sampler", j->req.sampler_name }, { "seed", seed }, { "index", idx },
-    };
+    struct ditd_params p;
+    struct ditd_png_meta meta;
 
-    snprintf(cls, sizeof(cls), "%d", j->req.class_id);
-    snprintf(cfg, sizeof(cfg), "%g", j->req.cfg);
-    snprintf(steps, sizeof(steps), "%d%s", j->req.steps, j->req.ddim_spacing ? " (ddim spacing)" : "");
-    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)j->seed);
-    snprintf(idx, sizeof(idx), "%d", index);
-    return ditd_png_encode(rgb, size, size, 3, text, (int)(sizeof(text) / sizeof(text[0])),
-                           png, len);
+    request_to_params(&j->req, j->seed, k, &p);
+    ditd_png_metadata(s->model, &p, 1, &meta);
+    return ditd_png_encode(rgb, size, size, 3, meta.text, meta.n, png, len);
 }
 
 static bool seen_before(const struct sched_worker *ws, int i)
@@ -521,9 +514,9 @@ static void report_step(struct sched *s, struct ditd_worker *w, struct sched_wor
         buf_base64(&b, png, len);
         free(png);
         if (!b.err)
-            job_emit(j, "preview", json_pack("{s:s,s:i,s:i,s:i,s:s,s:s,s:s}", "id", j->id,
-                                             "index", sl->index, "step", done, "size",
-                                             ws->image_size, "method", s->preview_method,
+            job_emit(j, "preview", json_pack("{s:s,s:I,s:i,s:i,s:s,s:s,s:s}", "id", j->id,
+                                             "index", job_image_index(j, sl->index), "step", done,
+                                             "size", ws->image_size, "method", s->preview_method,
                                              "mime", "image/png", "b64", b.data));
         buf_free(&b);
         metrics_add(&metrics.previews, 1);
@@ -558,8 +551,9 @@ static bool deliver(struct job *j, int index, uint8_t *png, size_t len, uint64_t
     if (complete)
         j->sampled_ns = denoised_ns;
     if (j->kind != JOB_KIND_SYNC && !b.err)
-        job_emit_locked(j, "image", json_pack("{s:s,s:i,s:I,s:i,s:s,s:s}", "id", j->id,
-                                              "index", index, "seed", (json_int_t)j->seed,
+        job_emit_locked(j, "image", json_pack("{s:s,s:I,s:I,s:i,s:s,s:s}", "id", j->id,
+                                              "index", job_image_index(j, index),
+                                              "seed", (json_int_t)j->seed,
                                               "class", j->req.class_id, "mime", "image/png",
                                               "b64", b.data));
     pthread_mutex_unlock(&j->mu);

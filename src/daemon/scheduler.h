@@ -38,7 +38,6 @@ struct sched {
     _Atomic int abort_reason;   /* -1, or the reason every running job is cancelled with */
     const struct ditd_model *model;
     int max_rows;
-    const char *model_name;
     const char *preview_method; /* "decode" or "linear" (ditd_model_info) */
     /* Called from any thread after a job changed (new events, new state). */
     void (*notify)(struct job *j, void *arg);

@@ -96,9 +96,9 @@ static void load_done(uv_work_t *req, int status)
     metrics_gauge_set(&metrics.max_batch_rows, s->cfg.max_batch);
     metrics_gauge_set(&metrics.ready, 1);
     s->state = SERVER_READY;
-    log_msg(LOG_LEVEL_INFO, "model %s loaded in %.2f s: %dx%d px, %d classes, %.2f GMACs per image-step; "
+    log_msg(LOG_LEVEL_INFO, "model %s (id %s) loaded in %.2f s: %dx%d px, %d classes, %.2f GMACs per image-step; "
             "%d worker(s) x %d thread(s), %d rows per forward; ready",
-            s->info->name, (double)s->load_ns / 1e9, s->info->image_size, s->info->image_size,
+            s->info->name, s->info->id, (double)s->load_ns / 1e9, s->info->image_size, s->info->image_size,
             s->info->num_classes, s->info->dit_gmacs, s->workers, s->threads, s->cfg.max_batch);
     notify_sendf("READY=1\nSTATUS=serving %s on port %d", s->info->name, s->port);
 }
@@ -267,17 +267,14 @@ static void finish(struct server *s)
     log_msg(LOG_LEVEL_INFO, "stopped");
 }
 
+/* The model key or flag, else the engine's default (a missing default
+ * leaves its path here, for the load error to name). */
 static void resolve_model(struct server *s)
 {
-    const char *env = getenv("DITD_MODEL");
-    const char *dir = s->cfg.model;
-
-    if (!*dir && env && *env)
-        dir = env;
-    if (!*dir)
-        dir = access(DITD_SOURCE_MODEL_DIR, R_OK) == 0 ? DITD_SOURCE_MODEL_DIR
-                                                       : DITD_INSTALLED_MODEL_DIR;
-    snprintf(s->model_dir, sizeof(s->model_dir), "%s", dir);
+    if (s->cfg.model[0])
+        snprintf(s->model_dir, sizeof(s->model_dir), "%s", s->cfg.model);
+    else
+        (void)ditd_model_default_path(s->model_dir, sizeof(s->model_dir));
 }
 
 static void size_pool(struct server *s)

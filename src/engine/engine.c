@@ -52,9 +52,9 @@ static int64_t latent_floats(const struct ditd_model *m)
 void ditd_params_default(struct ditd_params *p)
 {
     memset(p, 0, sizeof(*p));
-    p->cfg = 4.0f;
-    p->steps = 250;
-    p->sampler = DITD_SAMPLER_DDPM;
+    p->cfg = (float)DITD_DEFAULT_CFG;
+    p->steps = DITD_DEFAULT_STEPS;
+    ditd_sampler_parse(DITD_DEFAULT_SAMPLER, &p->sampler);
 }
 
 int ditd_sampler_parse(const char *name, enum ditd_sampler *out)

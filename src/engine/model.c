@@ -14,7 +14,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "ditd-build.h"
 #include "isa.h"
 #include "model.h"
 
@@ -338,6 +337,7 @@ static void fill_info(struct ditd_model *m)
 
     i->path = m->path;
     i->name = m->name;
+    i->id = m->id;
     i->block = d->block;
     i->latent_size = d->input_size;
     i->image_size = d->input_size << (m->vae.blocks - 1);
@@ -436,6 +436,8 @@ int ditd_model_load(struct ditd_model **out, const char *dir, char *err, size_t 
         (rc = open_weights(&m->vae_file, dir, "vae/diffusion_pytorch_model.safetensors", err, errlen)) ||
         (rc = model_bind_vae(m, &m->vae_file, err, errlen)))
         goto fail;
+    if ((rc = metadata_model_id(dir, m->id, err, errlen)))
+        goto fail;
     fill_info(m);
     if ((rc = preview_init(m, found_rgb, err, errlen)))
         goto fail;
@@ -528,20 +530,4 @@ int ditd_arch_info(const char *config, int image_size, int num_classes,
     dit_count(&c, &out->params, &out->gmacs);
     out->gmacs /= 1e9;
     return 0;
-}
-
-int ditd_model_default_path(char *out, size_t len)
-{
-    const char *candidates[] = { getenv("DITD_MODEL"), DITD_SOURCE_MODEL_DIR, DITD_INSTALLED_MODEL_DIR };
-    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-        char probe[4096];
-        if (!candidates[i] || !candidates[i][0])
-            continue;
-        snprintf(probe, sizeof(probe), "%s/transformer/config.json", candidates[i]);
-        if (access(probe, R_OK) == 0 || i == 0) {
-            snprintf(out, len, "%s", candidates[i]);
-            return 0;
-        }
-    }
-    return DITD_ENOENT;
 }

@@ -8,6 +8,7 @@
 
 #include "dit.h"
 #include "ditd.h"
+#include "metadata.h"
 #include "safetensors.h"
 #include "vae.h"
 
@@ -17,6 +18,7 @@ struct ditd_model {
     struct ditd_model_info info;
     char *path;
     char *name;
+    char id[METADATA_ID_LEN]; /* metadata_model_id() of the directory */
     char **class_names;      /* (num_classes) canonical names, NULL where unnamed */
     char **class_labels;     /* (num_classes) full labels with their synonyms */
     struct dit_config dit;

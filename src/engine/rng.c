@@ -3,11 +3,15 @@
  * numbers: as easy as 1, 2, 3", SC 2011) and the Box-Muller transform that
  * turns it into the engine's normal noise. The exact recipe is part of the
  * reproducibility contract in docs/sampling.md: change it and every seed
- * gives different images.
+ * gives different images. Also the draw of seeds nobody chose.
  */
 #include "rng.h"
 
 #include <math.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "ditd.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -55,4 +59,18 @@ void rng_normal(float *out, int64_t n, uint64_t seed, uint32_t step, uint32_t in
         if (2 * pair + 1 < n)
             out[2 * pair + 1] = (float)(r * sin(theta));
     }
+}
+
+uint64_t ditd_seed_random(void)
+{
+    uint64_t v = 0;
+
+    /* 8 bytes never come short once the kernel's pool is ready; before
+     * that (or on EINTR) any value will do, as the seed is reported. */
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v ^= ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) * 0x9E3779B97F4A7C15ull;
+    }
+    return v & ((UINT64_C(1) << 53) - 1);
 }

@@ -28,6 +28,22 @@ VALGRIND_ERROR = 97
 SLOW = 6 if VALGRIND else 1     # how much longer start-up takes under valgrind
 
 
+def check(cond, msg):
+    """A test's assertion (kept under python -O, unlike assert)."""
+    if not cond:
+        raise AssertionError(msg)
+
+
+def registry():
+    """(TESTS, test): a dict of test functions by name and the decorator that fills it."""
+    tests = {}
+
+    def test(fn):
+        tests[fn.__name__] = fn
+        return fn
+    return tests, test
+
+
 def ensure_model(workdir):
     """The tiny random model, generated once per work directory (tests run in parallel)."""
     os.makedirs(workdir, exist_ok=True)

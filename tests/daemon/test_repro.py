@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""Reproducibility, byte for byte, with the bundled model: the dit tool and the daemon write the
+same PNG (metadata included) for the same parameters, the daemon's defaults are the tool's, image
+k of a request can be made alone (`index`, `--index`), `dit generate --from` makes a PNG again from
+its own metadata, and the tool's output rules (--outdir --force, the BLAS line only with
+--verbose). One test per run:
+
+    test_repro.py --dit build/src/cli/dit --ditd build/src/daemon/ditd --model models/fashion-dit NAME
+"""
+import argparse
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from harness import Daemon, check, registry
+
+TESTS, test = registry()
+
+
+def dit(a, *args, ok=True):
+    p = subprocess.run([a.dit] + [str(x) for x in args], capture_output=True, text=True,
+                       timeout=120)
+    if ok:
+        check(p.returncode == 0, "dit %s failed (%d): %s" % (" ".join(map(str, args)),
+                                                              p.returncode, p.stderr))
+    return p
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def png_text(png):
+    """The tEXt chunks of a PNG, as a dict (stdlib only)."""
+    out, pos = {}, 8
+    while pos + 12 <= len(png):
+        n = int.from_bytes(png[pos:pos + 4], "big")
+        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + n]
+        if kind == b"tEXt":
+            k, _, v = data.partition(b"\0")
+            out[k.decode("latin-1")] = v.decode("latin-1")
+        pos += 12 + n
+    return out
+
+
+def daemon_images(d, body):
+    """The PNGs of a request, through the JSON answer."""
+    s, _, b = d.json("POST", "/generate", body, {"Accept": "application/json"}, timeout=120)
+    check(s == 200, "POST /generate %s -> %d %s" % (body, s, b))
+    return [(img["index"], base64.b64decode(img["b64"])) for img in b["images"]]
+
+
+@test
+def cli_vs_daemon(a):
+    """Same parameters, same bytes: defaults only (so the defaults are shared), then every
+    parameter set to a non-default value, n images against --outdir."""
+    with Daemon(a.ditd, a.model) as d:
+        d.wait_ready()
+        s, h, plain = d.request("POST", "/generate", {"class": 7, "seed": 5})
+        check(s == 200 and h["content-type"] == "image/png", "plain answer %d" % s)
+        dit(a, "generate", "--model", a.model, "--class", 7, "--seed", 5, "--quiet",
+            "-o", a.path("defaults.png"))
+        check(read(a.path("defaults.png")) == plain,
+              "dit and ditd defaults give different PNGs: %s vs %s"
+              % (png_text(read(a.path("defaults.png"))), png_text(plain)))
+        meta = png_text(plain)
+        want = {"class": "7", "class_name": "sneaker", "cfg": "4", "steps": "50",
+                "sampler": "ddpm", "spacing": "uniform", "eta": "0", "seed": "5", "index": "0",
+                "precision": "fp32", "model": os.path.basename(a.model)}
+        for k, v in want.items():
+            check(meta.get(k) == v, "metadata %s = %r, expected %r" % (k, meta.get(k), v))
+        check(meta["Software"].startswith("ditd ") and len(meta["model_id"]) == 16,
+              "software / model id: %s" % meta)
+        xxhsum = shutil.which("xxhsum")
+        if xxhsum:   # the id is what docs/models.md says it is
+            files = ["transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
+                     "vae/config.json", "vae/diffusion_pytorch_model.safetensors"]
+            blob = b"".join(read(os.path.join(a.model, f)) for f in files)
+            out = subprocess.run([xxhsum, "-H1"], input=blob, capture_output=True, timeout=60)
+            check(out.stdout.split()[0].decode() == meta["model_id"],
+                  "model_id %s, xxhsum says %s" % (meta["model_id"], out.stdout))
+
+        body = {"class": "bag", "cfg": 2.5, "steps": 12, "sampler": "ddim", "spacing": "ddim",
+                "eta": 0.5, "seed": 9, "n": 3}
+        images = daemon_images(d, body)
+        dit(a, "generate", "--model", a.model, "--class", "bag", "--cfg", 2.5, "--steps", 12,
+            "--sampler", "ddim", "--spacing", "ddim", "--eta", 0.5, "--seed", 9, "--n", 3,
+            "--quiet", "--outdir", a.path("set"))
+        for k, png in images:
+            check(read(a.path("set", "%06d.png" % k)) == png, "image %d differs" % k)
+    return "defaults and a full parameter set: byte-identical"
+
+
+@test
+def index_alone(a):
+    """Image k of an n-image request, made alone, is the k-th image: daemon index vs daemon
+    n, the tool's --index vs the daemon, and --index with --n in the tool."""
+    with Daemon(a.ditd, a.model) as d:
+        d.wait_ready()
+        full = dict(daemon_images(d, {"class": 3, "seed": 21, "steps": 10, "n": 4}))
+        check(sorted(full) == [0, 1, 2, 3], "indices %s" % sorted(full))
+        alone = daemon_images(d, {"class": 3, "seed": 21, "steps": 10, "index": 2})
+        check(alone[0][0] == 2 and alone[0][1] == full[2], "daemon index 2 differs from image 2")
+        s, _, job = d.json("POST", "/jobs", {"class": 3, "seed": 21, "steps": 10, "index": 3})
+        check(s == 202 and job["request"]["index"] == 3, "POST /jobs index: %d %s" % (s, job))
+        s, _, bad = d.json("POST", "/generate", {"class": 3, "index": -1})
+        check(s == 400 and bad["error"]["param"] == "index", "index -1 -> %d %s" % (s, bad))
+        dit(a, "generate", "--model", a.model, "--class", 3, "--seed", 21, "--steps", 10,
+            "--index", 2, "--quiet", "-o", a.path("two.png"))
+        check(read(a.path("two.png")) == full[2], "dit --index 2 differs from image 2")
+        dit(a, "generate", "--model", a.model, "--class", 3, "--seed", 21, "--steps", 10,
+            "--index", 1, "--n", 2, "--quiet", "--outdir", a.path("pair"))
+        check(sorted(os.listdir(a.path("pair"))) == ["000001.png", "000002.png"],
+              "--index 1 --n 2 wrote %s" % os.listdir(a.path("pair")))
+        for k in (1, 2):
+            check(read(a.path("pair", "%06d.png" % k)) == full[k], "--outdir image %d" % k)
+    return "image 2 of 4 alone: identical from ditd and dit; --index 1 --n 2 gives images 1, 2"
+
+
+@test
+def from_png(a):
+    """dit generate --from remakes a PNG from its own metadata (a daemon image, a grid), flags
+    override it, and a PNG of other weights is refused unless --any-model."""
+    with Daemon(a.ditd, a.model) as d:
+        d.wait_ready()
+        s, _, png = d.request("POST", "/generate", {"class": "dress", "cfg": 3, "steps": 9,
+                                                    "sampler": "dpm++2m", "seed": 4, "index": 6})
+        check(s == 200, "generate %d" % s)
+    with open(a.path("made.png"), "wb") as f:
+        f.write(png)
+    dit(a, "generate", "--model", a.model, "--from", a.path("made.png"), "-o", a.path("again.png"))
+    check(read(a.path("again.png")) == png, "--from gave other bytes")
+
+    dit(a, "generate", "--model", a.model, "--class", 1, "--steps", 6, "--seed", 2, "--n", 3,
+        "--quiet", "-o", a.path("grid.png"))
+    dit(a, "generate", "--model", a.model, "--from", a.path("grid.png"), "-o", a.path("grid2.png"))
+    check(read(a.path("grid2.png")) == read(a.path("grid.png")), "--from a grid gave other bytes")
+
+    dit(a, "generate", "--model", a.model, "--from", a.path("made.png"), "--steps", 10,
+        "-o", a.path("more.png"))
+    check(png_text(read(a.path("more.png")))["steps"] == "10", "a flag did not override --from")
+
+    # The same weights under another config file: another model id.
+    other = a.path("other-model")
+    shutil.copytree(a.model, other)
+    with open(os.path.join(other, "vae", "config.json"), "a") as f:
+        f.write("\n")
+    p = dit(a, "generate", "--model", other, "--from", a.path("made.png"), "-o", a.path("x.png"),
+            ok=False)
+    check(p.returncode == 1 and "--any-model" in p.stderr and "model_id" in p.stderr,
+          "other model not refused: %d %s" % (p.returncode, p.stderr))
+    check(not os.path.exists(a.path("x.png")), "refused but wrote a file")
+    p = dit(a, "generate", "--model", other, "--from", a.path("made.png"), "--any-model",
+            "-o", a.path("x.png"))
+    check("warning" in p.stderr, "no warning with --any-model: %s" % p.stderr)
+    check(read(a.path("x.png")) != png and png_text(read(a.path("x.png")))["seed"] == "4",
+          "--any-model image")
+
+    with open(a.path("plain.png"), "wb") as f:
+        f.write(png[:33] + png[-12:])    # signature, IHDR, IEND: no text at all
+    p = dit(a, "generate", "--model", a.model, "--from", a.path("plain.png"), "-o", a.path("y.png"),
+            ok=False)
+    check(p.returncode == 2 and "text chunk" in p.stderr, "PNG without metadata: %s" % p.stderr)
+    return "daemon PNG and grid remade byte for byte; other weights refused"
+
+
+@test
+def cli_output_rules(a):
+    """--outdir keeps existing files unless --force; the OpenBLAS line only with --verbose; a
+    random seed is reported; --help and --quiet print nothing else."""
+    args = ["generate", "--model", a.model, "--class", 0, "--steps", 3, "--seed", 1, "--n", 2]
+    dit(a, *args, "--quiet", "--outdir", a.path("out"))
+    first = read(a.path("out", "000001.png"))
+    os.utime(a.path("out", "000001.png"), (1, 1))
+    p = dit(a, *args, "--quiet", "--steps", 4, "--outdir", a.path("out"), ok=False)
+    check(p.returncode == 1 and "000000.png already exists" in p.stderr and "--force" in p.stderr,
+          "overwrite not refused: %d %s" % (p.returncode, p.stderr))
+    check(os.stat(a.path("out", "000001.png")).st_mtime == 1, "a refused run touched a file")
+    dit(a, *args, "--quiet", "--steps", 4, "--outdir", a.path("out"), "--force")
+    check(read(a.path("out", "000001.png")) != first, "--force did not overwrite")
+
+    p = dit(a, *args, "--quiet", "-o", a.path("q.png"))
+    check(p.stderr == "", "--quiet printed: %r" % p.stderr)
+    p = dit(a, *args, "--quiet", "--verbose", "-o", a.path("q.png"))
+    check("OpenBLAS kernel" in p.stderr and "(id " in p.stderr,
+          "--verbose: %r" % p.stderr)
+    p = dit(a, "--verbose", "info", "--model", a.model)
+    check("OpenBLAS kernel" in p.stderr, "dit --verbose info: %r" % p.stderr)
+    p = dit(a, "generate", "--help")
+    check(p.stderr == "" and "--force" in p.stdout, "generate --help stderr %r" % p.stderr)
+    p = dit(a, "generate", "--model", a.model, "--class", 0, "--steps", 2, "-o", a.path("r.png"))
+    seed = png_text(read(a.path("r.png")))["seed"]
+    check(p.stderr.startswith("dit: seed %s " % seed) and "OpenBLAS" not in p.stderr,
+          "random seed line: %r (PNG seed %s)" % (p.stderr, seed))
+    check(int(seed) < 2 ** 53, "random seed %s" % seed)
+    return "refused, forced, quiet"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dit", required=True)
+    ap.add_argument("--ditd", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("name", choices=sorted(TESTS))
+    a = ap.parse_args()
+    if not os.path.isfile(os.path.join(a.model, "transformer", "config.json")):
+        print("SKIP: no model at %s" % a.model)
+        return 77
+    work = tempfile.mkdtemp(prefix="ditd-repro-")
+
+    def path(*parts):
+        p = os.path.join(work, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+    a.path = path
+    try:
+        print(TESTS[a.name](a))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
