@@ -81,8 +81,6 @@ void ditd_png_metadata(const struct ditd_model *m, const struct ditd_params *p, 
     const struct ditd_model_info *info = ditd_model_info(m);
     const char *cname = p->class_id >= 0 && p->class_id < info->num_classes
                             ? info->class_names[p->class_id] : NULL;
-    /* Precision of the forward passes; "fp32" until the engine reports its own. */
-    const char *precision = "fp32";
     char cfg[32], eta[32];
     size_t used = 0;
 
@@ -106,7 +104,7 @@ void ditd_png_metadata(const struct ditd_model *m, const struct ditd_params *p, 
             (uint64_t)p->index + (uint64_t)count - 1);
     else
         put(out, &used, "index", "%" PRIu32, p->index);
-    put(out, &used, "precision", "%s", precision);
+    put(out, &used, "precision", "%s", info->precision);
 }
 
 /* ---------------------------------------------------------------------------
