@@ -74,6 +74,8 @@ struct ditd_model_info {
     int heads;
     int num_classes;           /* the null (unconditional) class id equals this */
     const char *const *class_names; /* num_classes entries, NULL where unnamed */
+    const char *const *class_labels; /* the same with every synonym ditd_model_class()
+                                      * accepts, comma-separated ("ankle_boot, ankle boot") */
     double vae_scaling_factor;
     int64_t dit_params;        /* parameters of one DiT (embedders counted once) */
     double dit_gmacs;          /* multiply-accumulates per image per forward, 1e9 */

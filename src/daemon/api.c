@@ -4,6 +4,7 @@
  * events, images), /info, /classes, health and /metrics. Everything here
  * runs on the loop thread; jobs cross to the workers through sched.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -225,6 +226,7 @@ static struct job *submit(struct server *s, struct http_req *r, enum job_kind ki
         .default_cfg = s->cfg.default_cfg, .max_cfg = s->cfg.max_cfg,
         .default_sampler_name = s->cfg.default_sampler,
         .class_lookup = class_lookup, .class_arg = s->model, .sampler_parse = ditd_sampler_parse,
+        .sampler_name = ditd_sampler_name,
     };
     char field[REQUEST_FIELD_LEN];
     char err[DITD_ERR_LEN];
@@ -234,6 +236,7 @@ static struct job *submit(struct server *s, struct http_req *r, enum job_kind ki
     int rc;
 
     ditd_sampler_parse(s->cfg.default_sampler, &lim.default_sampler);
+    lim.default_sampler_name = ditd_sampler_name(lim.default_sampler);
     rc = request_parse(&req, r->body.data, r->body.len, &lim, field, sizeof(field), err, sizeof(err));
     if (rc == 0 && request_rows(&req) > s->cfg.max_batch) {
         snprintf(field, sizeof(field), "cfg");
@@ -560,6 +563,9 @@ static const char *const block_names[] = { "adaln_zero", "adaln", "cross_attenti
 static json_t *info_json(struct server *s)
 {
     const struct ditd_model_info *mi = s->info;
+    enum ditd_sampler ds = DITD_SAMPLER_DDPM;
+
+    ditd_sampler_parse(s->cfg.default_sampler, &ds);    /* checked by config_validate */
 
     return json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I,s:s}"
                      ",s:{s:i,s:f,s:s,s:s,s:f},s:[sss],s:[ss]"
@@ -575,7 +581,7 @@ static json_t *info_json(struct server *s)
         "vae_gmacs", mi->vae_gmacs, "weight_bytes", (json_int_t)mi->weight_bytes,
         "preview", mi->preview,
         "defaults", "steps", s->cfg.default_steps, "cfg", s->cfg.default_cfg,
-        "sampler", s->cfg.default_sampler, "spacing", "uniform", "eta", 0.0,
+        "sampler", ditd_sampler_name(ds), "spacing", "uniform", "eta", 0.0,
         "samplers", "ddpm", "ddim", "dpm++2m", "spacings", "uniform", "ddim",
         "limits", "max_images", s->cfg.max_images, "max_steps", s->cfg.max_steps,
         "max_cfg", s->cfg.max_cfg, "max_queue", s->cfg.max_queue,
@@ -668,8 +674,24 @@ int api_model_ready(struct server *s)
 
     for (int i = 0; i < s->info->num_classes; i++) {
         const char *name = s->info->class_names ? s->info->class_names[i] : NULL;
+        const char *label = s->info->class_labels ? s->info->class_labels[i] : NULL;
+        json_t *names = json_array();
 
-        json_array_append_new(a, json_pack("{s:i,s:s?}", "id", i, "name", name));
+        /* Every synonym the engine accepts, split and trimmed as it does. */
+        while (label && *label) {
+            size_t len = strcspn(label, ",");
+            size_t b = 0, e = len;
+
+            while (b < e && isspace((unsigned char)label[b]))
+                b++;
+            while (e > b && isspace((unsigned char)label[e - 1]))
+                e--;
+            if (e > b)
+                json_array_append_new(names, json_stringn(label + b, e - b));
+            label = label[len] ? label + len + 1 : NULL;
+        }
+        json_array_append_new(a, json_pack("{s:i,s:s?,s:o}", "id", i, "name", name,
+                                           "names", names));
     }
     o = json_pack("{s:o}", "classes", a);
     s->classes_json = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -401,8 +401,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         set_err(err, errlen, "default_cfg (%g) is above max_cfg (%g)", c->default_cfg, c->max_cfg);
         return -EINVAL;
     }
-    if (strcmp(c->default_sampler, "ddpm") && strcmp(c->default_sampler, "ddim") &&
-        strcmp(c->default_sampler, "dpm++2m")) {
+    if (strcasecmp(c->default_sampler, "ddpm") && strcasecmp(c->default_sampler, "ddim") &&
+        strcasecmp(c->default_sampler, "dpm++2m")) {
         set_err(err, errlen, "default_sampler: '%s' is not one of ddpm, ddim, dpm++2m",
                 c->default_sampler);
         return -EINVAL;

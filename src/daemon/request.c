@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const known_fields[] = {
     "class", "cfg", "steps", "sampler", "spacing", "eta", "seed", "n", "index",
@@ -173,13 +174,15 @@ static int parse_fields(struct gen_request *r, json_t *obj, const struct request
             lim->sampler_parse(json_string_value(v), &r->sampler) < 0)
             return fail(field, fl, "sampler", err, el,
                         "sampler must be one of \"ddpm\", \"ddim\", \"dpm++2m\"");
-        snprintf(r->sampler_name, sizeof(r->sampler_name), "%s", json_string_value(v));
+        /* The canonical spelling: names are case-insensitive. */
+        snprintf(r->sampler_name, sizeof(r->sampler_name), "%s",
+                 lim->sampler_name ? lim->sampler_name(r->sampler) : json_string_value(v));
     }
     v = json_object_get(obj, "spacing");
     if (v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), "uniform") == 0)
+        if (json_is_string(v) && strcasecmp(json_string_value(v), "uniform") == 0)
             r->ddim_spacing = false;
-        else if (json_is_string(v) && strcmp(json_string_value(v), "ddim") == 0)
+        else if (json_is_string(v) && strcasecmp(json_string_value(v), "ddim") == 0)
             r->ddim_spacing = true;
         else
             return fail(field, fl, "spacing", err, el, "spacing must be \"uniform\" or \"ddim\"");

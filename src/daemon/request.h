@@ -18,7 +18,7 @@ struct gen_request {
     double cfg;
     int steps;
     enum ditd_sampler sampler;
-    char sampler_name[16];  /* as given, or the default's name */
+    char sampler_name[16];  /* canonical (lower case), or the default's name */
     bool ddim_spacing;
     double eta;
     int64_t seed;           /* -1 = the daemon picks one */
@@ -41,8 +41,10 @@ struct request_limits {
     /* Class id for a name or decimal string, -1 when unknown. */
     int (*class_lookup)(void *arg, const char *name);
     void *class_arg;
-    /* Sampler by name: 0 or negative. */
+    /* Sampler by name (any case): 0 or negative. */
     int (*sampler_parse)(const char *name, enum ditd_sampler *out);
+    /* Its canonical name, stored in sampler_name; NULL keeps the name as given. */
+    const char *(*sampler_name)(enum ditd_sampler s);
 };
 
 #define REQUEST_FIELD_LEN 32

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "blas.h"
 #include "model.h"
@@ -61,7 +62,7 @@ int ditd_sampler_parse(const char *name, enum ditd_sampler *out)
 {
     static const char *const names[] = { "ddpm", "ddim", "dpm++2m" };
     for (int i = 0; i < 3; i++) {
-        if (strcmp(name, names[i]) == 0) {
+        if (strcasecmp(name, names[i]) == 0) {  /* "DDIM" too, as class names */
             *out = (enum ditd_sampler)i;
             return 0;
         }

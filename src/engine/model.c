@@ -350,6 +350,7 @@ static void fill_info(struct ditd_model *m)
     i->heads = d->heads;
     i->num_classes = d->num_classes;
     i->class_names = (const char *const *)m->class_names;
+    i->class_labels = (const char *const *)m->class_labels;
     i->vae_scaling_factor = m->vae.scaling_factor;
     dit_count(d, &i->dit_params, &i->dit_gmacs);
     i->dit_gmacs /= 1e9;

@@ -423,6 +423,20 @@ def validation_and_framing(a):
         check(info["limits"]["max_body"] == 1024 and info["defaults"]["cfg"] == 4.0, "info limits")
         s, _, cl = d.json("GET", "/classes")
         check(cl["classes"][7]["name"] == "sneaker", "classes")
+        check(cl["classes"][0]["names"] == ["tshirt", "top"] and
+              all(c["names"][0] == c["name"] for c in cl["classes"]), "synonyms %s" % cl)
+        # Every listed name is accepted, in any case, for its own class; sampler and spacing
+        # names are case-insensitive too and come back in their canonical spelling.
+        for c in cl["classes"]:
+            for name in c["names"]:
+                s, _, b = d.json("POST", "/generate", {"class": name.upper(), "steps": 1,
+                                                       "sampler": "DDIM", "spacing": "Uniform"},
+                                 {"Accept": "application/json"})
+                check(s == 200 and b["class"] == c["id"], "%s -> %d %s" % (name, s, b))
+        s, _, j = d.json("POST", "/jobs", {"class": 0, "steps": 2, "sampler": "DPM++2M",
+                                           "spacing": "DDIM"})
+        check(s == 202 and j["request"]["sampler"] == "dpm++2m" and
+              j["request"]["spacing"] == "ddim", "canonical names %s" % j)
 
 
 @test

@@ -16,23 +16,30 @@ static int lookup(void *arg, const char *name)
     return -1;
 }
 
+static const char *const sampler_names[] = { "ddpm", "ddim", "dpm++2m" };
+
+/* The engine's rule (ditd_sampler_parse): any case. */
 static int sampler(const char *name, enum ditd_sampler *out)
 {
-    if (strcmp(name, "ddpm") == 0)
-        *out = DITD_SAMPLER_DDPM;
-    else if (strcmp(name, "ddim") == 0)
-        *out = DITD_SAMPLER_DDIM;
-    else if (strcmp(name, "dpm++2m") == 0)
-        *out = DITD_SAMPLER_DPMPP_2M;
-    else
-        return -22;
-    return 0;
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(name, sampler_names[i]) == 0) {
+            *out = (enum ditd_sampler)i;
+            return 0;
+        }
+    }
+    return -22;
+}
+
+static const char *sampler_name(enum ditd_sampler s)
+{
+    return sampler_names[s];
 }
 
 static const struct request_limits lim = {
     .num_classes = 10, .max_images = 8, .max_steps = 1000, .default_steps = 50,
     .default_cfg = 4.0, .max_cfg = 20.0, .default_sampler = DITD_SAMPLER_DDPM,
     .default_sampler_name = "ddpm", .class_lookup = lookup, .sampler_parse = sampler,
+    .sampler_name = sampler_name,
 };
 
 static struct gen_request r;
@@ -70,6 +77,12 @@ int main(void)
     CHECK(r.ddim_spacing && r.stream);
     CHECK_EQ_INT(r.seed, 9223372036854775807LL);
     CHECK_EQ_INT(r.preview, 5);
+    /* Sampler and spacing names in any case; the canonical name is kept. */
+    CHECK_EQ_INT(parse("{\"class\":1,\"sampler\":\"DPM++2M\",\"spacing\":\"DDIM\"}"), 0);
+    CHECK_EQ_INT(r.sampler, DITD_SAMPLER_DPMPP_2M);
+    CHECK(strcmp(r.sampler_name, "dpm++2m") == 0 && r.ddim_spacing);
+    CHECK_EQ_INT(parse("{\"class\":1,\"spacing\":\"Uniform\"}"), 0);
+    CHECK(!r.ddim_spacing);
     CHECK_EQ_INT(parse("{\"class\":2.0}"), 0);   /* integral reals are integers */
     CHECK_EQ_INT(parse("{\"class\":3,\"seed\":-1}"), 0);
 
