@@ -9,9 +9,10 @@ build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-d
        libmicrohttpd-dev libuv1-dev libinih-dev libdnnl-dev"
 # Tests: the PyTorch reference and the training data, promtool, systemd-analyze,
 # sanitizer runtimes and libFuzzer (clang), valgrind, load generators, slowhttptest
-# (slow-client tests), strace (the file-access test) and xxhsum (checks the model id).
+# (slow-client tests), strace (the file-access test), xxhsum (checks the model id) and
+# haproxy (the fleet test).
 tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
-       systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash"
+       systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash haproxy"
 
 if [ "${1:-}" = "--runtime-only" ]; then
     packages=$runtime
