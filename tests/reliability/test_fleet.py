@@ -303,6 +303,10 @@ def fleet(a):
         st = lb.stats()
         live = {n: reps[n].metrics() for n in (KILLED, KEPT)}
         took = time.time() - t_start
+        # HAProxy writes a request's log line after its answer left: let the last ones land.
+        deadline = time.time() + 5
+        while time.time() < deadline and lb.logs().count("{fleet-") < len(recs):
+            time.sleep(0.05)
         report(a, recs, events, t_start, st, lb0, live, drained_log, old_killed_log,
                reps[KILLED].logs(), lb.logs(), took)
     except BaseException:
