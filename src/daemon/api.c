@@ -1,8 +1,10 @@
 /*
- * api.c - the endpoints (docs/api.md): generation (POST /generate, plain,
- * JSON or as an event stream), jobs (POST /jobs, GET/DELETE /jobs/{id},
- * events, images), /info, /classes, health and /metrics. Everything here
- * runs on the loop thread; jobs cross to the workers through sched.
+ * api.c - routing and the native endpoints (docs/api.md): generation (POST
+ * /generate, plain, JSON or as an event stream), jobs (POST /jobs,
+ * GET/DELETE /jobs/{id}, events, images), /info, /classes, health and
+ * /metrics. The job list is in api_jobs.c, the OpenAI routes in
+ * api_openai.c, the web page in web.c. Everything here runs on the loop
+ * thread; jobs cross to the workers through sched.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,24 +17,8 @@
 
 #include "ditd.h"
 #include "ditd-build.h"
+#include "api.h"
 #include "log.h"
-#include "server.h"
-
-/* A connection waiting on a job: a plain /generate answer, or a stream. */
-struct api_waiter {
-    struct server *srv;
-    struct http_req *r;
-    struct job *job;            /* a reference */
-    struct api_waiter *jprev, *jnext;   /* on the job */
-    struct api_waiter *aprev, *anext;   /* on the server */
-    bool stream;
-    bool owner;                 /* the request created the job: leaving cancels it */
-    bool json;                  /* answer JSON rather than a bare PNG */
-    bool ping_due;
-    uint64_t after_id;
-    size_t offset;
-    int64_t last_write_ns;
-};
 
 static const char *const cancel_names[] = { "client", "disconnect", "deadline", "shutdown" };
 
@@ -69,6 +55,12 @@ enum metrics_endpoint api_classify(const char *method, const char *url)
         return EP_CLASSES;
     if (path_is(url, "/metrics"))
         return EP_METRICS;
+    if (path_is(url, "/v1/images/generations"))
+        return EP_OPENAI_IMAGES;
+    if (path_is(url, "/v1/models") || strncmp(url, "/v1/models/", 11) == 0)
+        return EP_OPENAI_MODELS;
+    if (path_is(url, "/") || path_is(url, "/favicon.ico") || strncmp(url, "/ui/", 4) == 0)
+        return EP_WEB;
     return EP_OTHER;
 }
 
@@ -77,7 +69,7 @@ static bool method_is(struct http_req *r, const char *m)
     return strcmp(r->method, m) == 0;
 }
 
-static void method_not_allowed(struct http_req *r, const char *allow)
+void api_method_not_allowed(struct http_req *r, const char *allow)
 {
     http_add_header(r, "Allow", "%s", allow);
     http_reply_error(r, 405, "invalid_request_error", NULL, "%s is not allowed on %s; use %s",
@@ -148,8 +140,8 @@ static ssize_t stream_read(struct http_req *r, char *buf, size_t max)
     return ended ? HTTP_STREAM_END : HTTP_STREAM_WAIT;
 }
 
-static struct api_waiter *waiter_new(struct server *s, struct http_req *r, struct job *j,
-                                     bool stream, bool owner)
+struct api_waiter *api_waiter_new(struct server *s, struct http_req *r, struct job *j,
+                                  bool stream, bool owner)
 {
     struct api_waiter *w = calloc(1, sizeof(*w));
 
@@ -205,7 +197,7 @@ static unsigned retry_after(struct server *s)
     return wait > 3600 ? 3600 : (unsigned)ceil(wait);
 }
 
-static bool refuse_unready(struct server *s, struct http_req *r)
+bool api_refuse_unready(struct server *s, struct http_req *r)
 {
     if (s->state == SERVER_READY)
         return false;
@@ -217,8 +209,8 @@ static bool refuse_unready(struct server *s, struct http_req *r)
     return true;
 }
 
-/* Parse, check and queue a generation request. NULL when answered already. */
-static struct job *submit(struct server *s, struct http_req *r, enum job_kind kind)
+struct job *api_submit(struct server *s, struct http_req *r, enum job_kind kind,
+                       const char *body, size_t len)
 {
     struct request_limits lim = {
         .num_classes = s->info->num_classes, .max_images = s->cfg.max_images,
@@ -237,7 +229,7 @@ static struct job *submit(struct server *s, struct http_req *r, enum job_kind ki
 
     ditd_sampler_parse(s->cfg.default_sampler, &lim.default_sampler);
     lim.default_sampler_name = ditd_sampler_name(lim.default_sampler);
-    rc = request_parse(&req, r->body.data, r->body.len, &lim, field, sizeof(field), err, sizeof(err));
+    rc = request_parse(&req, body, len, &lim, field, sizeof(field), err, sizeof(err));
     if (rc == 0 && request_rows(&req) > s->cfg.max_batch) {
         snprintf(field, sizeof(field), "cfg");
         snprintf(err, sizeof(err), "cfg %g needs 2 rows per step but max_batch is %d; "
@@ -254,7 +246,8 @@ static struct job *submit(struct server *s, struct http_req *r, enum job_kind ki
         http_reply_error(r, 400, "invalid_request_error", field, "%s", err);
         return NULL;
     }
-    if (kind == JOB_KIND_SYNC && (req.stream || accepts(r, "text/event-stream")))
+    if (kind == JOB_KIND_SYNC && r->ep == EP_GENERATE &&
+        (req.stream || accepts(r, "text/event-stream")))
         kind = JOB_KIND_STREAM;
     j = job_new(kind, &req, req.seed >= 0 ? (uint64_t)req.seed : ditd_seed_random(),
                 (int64_t)(req.deadline_ms ? req.deadline_ms : s->cfg.request_timeout * 1000) * 1000000);
@@ -280,10 +273,12 @@ static struct job *submit(struct server *s, struct http_req *r, enum job_kind ki
         job_unref(j);
         return NULL;
     }
+    j->owner = api_owner(r);
+    api_table_add(s, j);
     return j;
 }
 
-static void add_timing_headers(struct http_req *r, struct job *j)
+void api_timing_headers(struct http_req *r, struct job *j)
 {
     http_add_header(r, "X-Request-Id", "%s", j->id);
     http_add_header(r, "X-Seed", "%llu", (unsigned long long)j->seed);
@@ -308,8 +303,10 @@ static void answer_sync(struct api_waiter *w)
     st = j->state;
     reason = j->cancel_reason;
     pthread_mutex_unlock(&j->mu);
-    if (st == JOB_COMPLETED) {
-        add_timing_headers(r, j);
+    if (st == JOB_COMPLETED && w->done) {
+        w->done(w);
+    } else if (st == JOB_COMPLETED) {
+        api_timing_headers(r, j);
         if (j->req.n == 1 && !w->json) {
             /* Workers no longer touch a completed job's images. */
             http_reply(r, 200, "image/png", j->images[0].png, j->images[0].png_len, false);
@@ -351,13 +348,12 @@ static void generate(struct server *s, struct http_req *r)
     struct job *j;
 
     metrics_add(&metrics.jobs_received, 1);
-    if (refuse_unready(s, r))
+    if (api_refuse_unready(s, r))
         return;
-    j = submit(s, r, JOB_KIND_SYNC);
+    j = api_submit(s, r, JOB_KIND_SYNC, r->body.data, r->body.len);
     if (!j)
         return;
-    w = waiter_new(s, r, j, j->kind == JOB_KIND_STREAM, true);
-    job_unref(j);
+    w = api_waiter_new(s, r, j, j->kind == JOB_KIND_STREAM, true);
     if (!w) {
         sched_cancel(&s->sched, j, CANCEL_DISCONNECT);
         http_reply_error(r, 503, "unavailable_error", NULL, "out of memory; retry later");
@@ -393,16 +389,6 @@ void api_job_changed(struct job *j, void *arg)
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
-
-static struct job *find_job(struct server *s, const char *id, size_t len)
-{
-    if (len != JOB_ID_LEN - 1)
-        return NULL;
-    for (struct job *j = s->jobs; j; j = j->tnext)
-        if (memcmp(j->id, id, len) == 0)
-            return j;
-    return NULL;
-}
 
 static void reply_job_created(struct server *s, struct http_req *r, struct job *j, unsigned status)
 {
@@ -453,14 +439,11 @@ static void post_job(struct server *s, struct http_req *r)
     if (hdr && idempotent_repeat(s, r, key, &scope))
         return;
     metrics_add(&metrics.jobs_received, 1);
-    if (refuse_unready(s, r))
+    if (api_refuse_unready(s, r))
         return;
-    j = submit(s, r, JOB_KIND_ASYNC);
+    j = api_submit(s, r, JOB_KIND_ASYNC, r->body.data, r->body.len);
     if (!j)
         return;
-    j->tnext = s->jobs;     /* the table takes the creation reference */
-    s->jobs = j;
-    s->njobs++;
     if (hdr && idem_bind(&j->idem, key, scope, r->body.data, r->body.len) < 0)
         log_msg(LOG_LEVEL_WARN, "job %s: out of memory keeping its Idempotency-Key; "
                 "a repeat will create another job", j->id);
@@ -482,11 +465,12 @@ static void job_endpoint(struct server *s, struct http_req *r)
     const char *id = r->url + 6;
     const char *rest = strchr(id, '/');
     size_t idlen = rest ? (size_t)(rest - id) : strlen(id);
-    struct job *j = find_job(s, id, idlen);
+    struct job *j = api_find_job(s, r, id, idlen);
 
     if (!j) {
         http_reply_error(r, 404, "not_found_error", NULL,
-                         "no job %.*s (ids come from POST /jobs; finished jobs are kept job_ttl seconds)",
+                         "no job %.*s (ids come from POST /jobs; finished jobs are kept job_ttl "
+                         "seconds; with API keys a key sees only its own jobs)",
                          (int)(idlen > 32 ? 32 : idlen), id);
         return;
     }
@@ -507,12 +491,12 @@ static void job_endpoint(struct server *s, struct http_req *r)
             }
             http_reply_json(r, 200, job_to_json(j, -1));
         } else {
-            method_not_allowed(r, "GET, DELETE");
+            api_method_not_allowed(r, "GET, DELETE");
         }
         return;
     }
     if (!method_is(r, "GET")) {
-        method_not_allowed(r, "GET");
+        api_method_not_allowed(r, "GET");
         return;
     }
     if (r->ep == EP_JOB_EVENTS) {
@@ -521,7 +505,7 @@ static void job_endpoint(struct server *s, struct http_req *r)
 
         if (!last)
             last = http_query(r, "last_event_id");
-        w = waiter_new(s, r, j, true, false);
+        w = api_waiter_new(s, r, j, true, false);
         if (!w) {
             http_reply_error(r, 503, "unavailable_error", NULL, "out of memory; retry later");
             return;
@@ -632,13 +616,20 @@ void api_dispatch(struct http_req *r, void *arg)
 
     if (r->ep == EP_OTHER) {
         http_reply_error(r, 404, "not_found_error", NULL,
-                         "no endpoint %s %s; see docs/api.md (POST /generate, POST /jobs, GET /info, "
-                         "GET /classes, GET /health/live, GET /health/ready, GET /metrics)",
+                         "no endpoint %s %s; see docs/api.md (POST /generate, POST /jobs, GET /jobs, "
+                         "GET /info, GET /classes, GET /health/live, GET /health/ready, GET /metrics, "
+                         "POST /v1/images/generations, GET /v1/models, GET / for the web page)",
                          r->method, r->url);
+    } else if (r->ep == EP_WEB) {
+        web_serve(s, r);
+    } else if (r->ep == EP_OPENAI_IMAGES || r->ep == EP_OPENAI_MODELS) {
+        api_openai(s, r);
     } else if (r->ep == EP_JOB || r->ep == EP_JOB_EVENTS || r->ep == EP_JOB_IMAGE) {
         job_endpoint(s, r);
+    } else if (r->ep == EP_JOBS && method_is(r, "GET")) {
+        api_jobs_list(s, r);
     } else if (!method_is(r, allow) && !(r->ep == EP_HEALTH && method_is(r, "HEAD"))) {
-        method_not_allowed(r, allow);
+        api_method_not_allowed(r, r->ep == EP_JOBS ? "GET, POST" : allow);
     } else if (r->ep == EP_HEALTH) {
         health(s, r);
     } else if (r->ep == EP_METRICS) {
@@ -695,6 +686,7 @@ int api_model_ready(struct server *s)
     }
     o = json_pack("{s:o}", "classes", a);
     s->classes_json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    s->loaded_unix = job_unix_now();
     json_decref(o);
     return s->classes_json ? 0 : -ENOMEM;
 }
@@ -703,9 +695,6 @@ void api_housekeeping(struct server *s, bool expire)
 {
     int64_t now = job_now_ns();
     int64_t ping = (int64_t)s->cfg.sse_ping * 1000000000;
-    int64_t ttl = (int64_t)s->cfg.job_ttl * 1000000000;
-    struct job **pp;
-    int finished = 0;
 
     if (s->sched_ready)
         sched_expire_queued(&s->sched, now);
@@ -715,45 +704,13 @@ void api_housekeeping(struct server *s, bool expire)
             http_wake(w->r);
         }
     }
-    if (!expire)
-        return;
-    /* Results past their TTL become tombstones (410); tombstones and the
-     * oldest results beyond max_jobs are forgotten (404). */
-    for (pp = &s->jobs; *pp;) {
-        struct job *j = *pp;
-        bool terminal, expired;
-        int64_t fin;
-
-        pthread_mutex_lock(&j->mu);
-        terminal = job_state_terminal(j->state);
-        expired = j->expired;
-        fin = j->finished_ns;
-        pthread_mutex_unlock(&j->mu);
-        if (terminal && !expired && now - fin > ttl) {
-            job_expire(j);
-            expired = true;
-        }
-        if (terminal && !expired)
-            finished++;
-        if ((expired && now - fin > 2 * ttl + 3600 * (int64_t)1000000000) ||
-            (terminal && finished > s->cfg.max_jobs && !j->waiters)) {
-            *pp = j->tnext;
-            s->njobs--;
-            job_unref(j);
-            continue;
-        }
-        pp = &j->tnext;
-    }
+    if (expire)
+        api_jobs_expire(s, now);
 }
 
 void api_free(struct server *s)
 {
-    while (s->jobs) {
-        struct job *j = s->jobs;
-
-        s->jobs = j->tnext;
-        job_unref(j);
-    }
+    api_jobs_free(s);
     http_static_free(&s->live);
     http_static_free(&s->ready);
     free(s->classes_json);

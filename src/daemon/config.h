@@ -26,6 +26,7 @@ struct config {
     int max_body;               /* request body bytes */
     int sse_ping;               /* s between ": ping" comments on idle streams */
     int http_memory;            /* request line + headers bytes (431 above) */
+    bool web_ui;                /* GET / serves the web page */
     /* [model] */
     char model[PATH_MAX];       /* model directory ("" = the bundled one) */
     /* [compute] */
@@ -48,6 +49,8 @@ struct config {
     /* [auth] */
     char api_keys[CONFIG_LIST_LEN];  /* comma-separated Bearer keys */
     char api_key_file[PATH_MAX];     /* one key per line */
+    char admin_api_keys[CONFIG_LIST_LEN];   /* keys that see every client's jobs */
+    char admin_api_key_file[PATH_MAX];
     bool public_health;         /* /health/ without a key */
     bool public_metrics;        /* /metrics without a key */
     char cors_origins[CONFIG_LIST_LEN]; /* comma-separated; "*" = any */

@@ -203,6 +203,23 @@ static void utf8_scrub(char *s)
     }
 }
 
+/* The OpenAI routes answer errors in OpenAI's envelope: the same object
+ * with "param" and "code" always present (null when there is none). */
+static bool openai_route(const struct http_req *r)
+{
+    return r->ep == EP_OPENAI_IMAGES || r->ep == EP_OPENAI_MODELS;
+}
+
+static const char *openai_code(const struct http_req *r, unsigned status)
+{
+    switch (status) {
+    case 401: return "invalid_api_key";
+    case 404: return r->ep == EP_OPENAI_MODELS ? "model_not_found" : NULL;
+    case 429: return "rate_limit_exceeded";
+    default: return NULL;
+    }
+}
+
 void http_reply_error(struct http_req *r, unsigned status, const char *type, const char *param,
                       const char *fmt, ...)
 {
@@ -220,6 +237,13 @@ void http_reply_error(struct http_req *r, unsigned status, const char *type, con
         snprintf(field, sizeof(field), "%s", param);
         utf8_scrub(field);
         json_object_set_new(e, "param", json_string(field));
+    } else if (openai_route(r)) {
+        json_object_set_new(e, "param", json_null());
+    }
+    if (openai_route(r)) {
+        const char *code = openai_code(r, status);
+
+        json_object_set_new(e, "code", code ? json_string(code) : json_null());
     }
     http_reply_json(r, status, json_pack("{s:o}", "error", e));
 }
@@ -439,15 +463,21 @@ bool http_keys_configured(const struct http_req *r)
 static bool authorized(struct http_req *r)
 {
     const char *key;
+    int who;
 
     if (!auth_enabled(&r->srv->auth))
+        return true;
+    /* The page holds no data: it has to load before its user can type a key. */
+    if (r->ep == EP_WEB)
         return true;
     if (r->ep == EP_HEALTH && r->srv->cfg->public_health)
         return true;
     if (r->ep == EP_METRICS && r->srv->cfg->public_metrics)
         return true;
     key = http_api_key(r);
-    return key && auth_key_ok(&r->srv->auth, key, strlen(key));
+    who = key ? auth_key_ok(&r->srv->auth, key, strlen(key)) : AUTH_NONE;
+    r->admin = who == AUTH_ADMIN;
+    return who != AUTH_NONE;
 }
 
 static bool content_type_ok(const char *ct)
@@ -469,7 +499,8 @@ static bool content_type_ok(const char *ct)
 
 static bool is_generation(const struct http_req *r)
 {
-    return r->ep == EP_GENERATE || r->ep == EP_JOBS;
+    return (r->ep == EP_GENERATE || r->ep == EP_JOBS || r->ep == EP_OPENAI_IMAGES) &&
+           strcmp(r->method, "POST") == 0;
 }
 
 /* A refusal before the endpoint runs; generation requests count as

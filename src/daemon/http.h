@@ -49,6 +49,7 @@ struct http_req {
     bool too_large;             /* a chunked body passed max_body: 413 at its end */
     size_t discarded;           /* body bytes dropped since then */
     const char *cors_origin;    /* allowed Origin to echo, or NULL */
+    bool admin;                 /* the API key presented is an admin key */
     int nhdr;
     struct {
         const char *name;       /* static string */

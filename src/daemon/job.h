@@ -97,6 +97,8 @@ struct job {
     int position;               /* last queue position announced */
 
     /* loop */
+    uint64_t owner;             /* hash of the API key that created it; 0 without keys */
+    uint64_t seq;               /* creation order in the job table (GET /jobs cursors) */
     struct idem idem;           /* the Idempotency-Key that created it, if any */
     struct api_waiter *waiters;
     struct job *tnext;          /* job table */

@@ -25,7 +25,7 @@ static const unsigned http_codes[METRICS_CODES - 1] = {
 
 static const char *const endpoint_names[EP_COUNT] = {
     "generate", "jobs", "job", "job_events", "job_image",
-    "info", "classes", "health", "metrics", "other"
+    "info", "classes", "health", "metrics", "web", "openai_images", "openai_models", "other"
 };
 static const char *const outcome_names[OUTCOME_COUNT] = {
     "completed", "failed", "cancelled", "rejected"

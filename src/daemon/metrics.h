@@ -21,6 +21,9 @@ enum metrics_endpoint {
     EP_CLASSES,
     EP_HEALTH,
     EP_METRICS,
+    EP_WEB,           /* GET / and /ui/... (web.c) */
+    EP_OPENAI_IMAGES, /* POST /v1/images/generations */
+    EP_OPENAI_MODELS, /* GET /v1/models[/{id}] */
     EP_OTHER,
     EP_COUNT
 };

@@ -279,6 +279,16 @@ int sched_position(struct sched *s, struct job *j)
     return found;
 }
 
+int sched_announced_position(struct sched *s, struct job *j)
+{
+    int pos;
+
+    pthread_mutex_lock(&s->mu);
+    pos = j->queued && j->next_image == 0 ? j->position : -1;
+    pthread_mutex_unlock(&s->mu);
+    return pos;
+}
+
 int sched_pending(struct sched *s)
 {
     int n = 0;

@@ -69,6 +69,9 @@ void sched_cancel_all(struct sched *s, int reason);
 void sched_expire_queued(struct sched *s, int64_t now_ns);
 /* 0-based position among the jobs that have not started, or -1. */
 int sched_position(struct sched *s, struct job *j);
+/* The same as last announced to the job (its `queued` events): O(1), for
+ * listing many jobs. */
+int sched_announced_position(struct sched *s, struct job *j);
 /* Jobs queued or running. */
 int sched_pending(struct sched *s);
 /* Let the workers leave sched_worker_run once no work is left. */

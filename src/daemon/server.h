@@ -47,8 +47,10 @@ struct server {
     int threads;
 
     /* api.c */
-    struct job *jobs;               /* POST /jobs results, newest first */
+    struct job *jobs;               /* every job, newest first (api_jobs.c) */
     int njobs;
+    uint64_t job_seq;               /* the last job's seq */
+    double loaded_unix;             /* when the model became ready (GET /v1/models) */
     struct api_waiter *waiters;     /* connections waiting on jobs */
     struct http_static live, ready, not_ready;
     char *classes_json;             /* GET /classes, built at load */

@@ -41,6 +41,25 @@ int main(void)
     CHECK(!auth_key_ok(&a, "", 0));
     memset(big, 'a', sizeof(big));
     CHECK(!auth_key_ok(&a, big, sizeof(big)));  /* over the maximum */
+    CHECK_EQ_INT(auth_key_ok(&a, "alpha", 5), AUTH_USER);
+
+    /* Admin keys, from the list and a file: valid keys that say so. */
+    strcpy(c.admin_api_keys, "root");
+    strcpy(c.admin_api_key_file, path);     /* gamma is then both a user and an admin key */
+    CHECK_EQ_INT(auth_load(&a, &c, err, sizeof(err)), 0);
+    CHECK_EQ_INT(a.nkeys, 5);
+    CHECK_EQ_INT(auth_key_ok(&a, "root", 4), AUTH_ADMIN);
+    CHECK_EQ_INT(auth_key_ok(&a, "gamma", 5), AUTH_ADMIN);
+    CHECK_EQ_INT(auth_key_ok(&a, "beta-key", 8), AUTH_USER);
+    CHECK_EQ_INT(auth_key_ok(&a, "roo", 3), AUTH_NONE);
+    c.api_keys[0] = c.api_key_file[0] = '\0';
+    CHECK_EQ_INT(auth_load(&a, &c, err, sizeof(err)), 0);
+    CHECK(auth_enabled(&a));                    /* admin keys alone turn keys on */
+    strcpy(c.admin_api_key_file, "/nonexistent/admin-keys");
+    CHECK(auth_load(&a, &c, err, sizeof(err)) < 0);
+    CHECK_STR_CONTAINS(err, "admin_api_key_file /nonexistent/admin-keys");
+    CHECK(!auth_enabled(&a));
+    c.admin_api_keys[0] = c.admin_api_key_file[0] = '\0';
     unlink(path);
 
     strcpy(c.api_key_file, "/nonexistent/keys");
