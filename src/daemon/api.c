@@ -20,6 +20,8 @@
 #include "api.h"
 #include "log.h"
 
+_Static_assert(JOB_REQUEST_ID_LEN == HTTP_REQUEST_ID_MAX + 1, "a job keeps its request's id");
+
 static const char *const cancel_names[] = { "client", "disconnect", "deadline", "shutdown" };
 
 /* ---- routing -------------------------------------------------------------- */
@@ -136,6 +138,13 @@ static ssize_t stream_read(struct http_req *r, char *buf, size_t max)
     if (n > 0) {
         w->last_write_ns = job_now_ns();
         return (ssize_t)n;
+    }
+    if (ended && w->owner) {
+        /* For the access log: the stream's own job waited this long. */
+        pthread_mutex_lock(&w->job->mu);
+        if (w->job->started_ns)
+            r->queue_ms = (double)(w->job->started_ns - w->job->created_ns) / 1e6;
+        pthread_mutex_unlock(&w->job->mu);
     }
     return ended ? HTTP_STREAM_END : HTTP_STREAM_WAIT;
 }
@@ -256,6 +265,9 @@ struct job *api_submit(struct server *s, struct http_req *r, enum job_kind kind,
         http_reply_error(r, 503, "unavailable_error", NULL, "out of memory; retry later");
         return NULL;
     }
+    /* Without an id of the client's, the request is known by its job's. */
+    http_set_request_id(r, j->id);
+    snprintf(j->request_id, sizeof(j->request_id), "%s", r->request_id);
     rc = sched_submit(&s->sched, j);
     if (rc == -EAGAIN) {
         metrics_reject(REJECT_QUEUE_FULL);
@@ -280,9 +292,9 @@ struct job *api_submit(struct server *s, struct http_req *r, enum job_kind kind,
 
 void api_timing_headers(struct http_req *r, struct job *j)
 {
-    http_add_header(r, "X-Request-Id", "%s", j->id);
     http_add_header(r, "X-Seed", "%llu", (unsigned long long)j->seed);
     pthread_mutex_lock(&j->mu);
+    r->queue_ms = (double)(j->started_ns - j->created_ns) / 1e6;
     http_add_header(r, "Server-Timing",
                     "queue;dur=%.1f, sample;dur=%.1f, decode;dur=%.1f, encode;dur=%.1f, total;dur=%.1f",
                     (double)(j->started_ns - j->created_ns) / 1e6,
@@ -323,7 +335,8 @@ static void answer_sync(struct api_waiter *w)
                 buf_free(&b);
             }
             pthread_mutex_lock(&j->mu);
-            http_reply_json(r, 200, json_pack("{s:s,s:I,s:i,s:o,s:o}", "id", j->id,
+            http_reply_json(r, 200, json_pack("{s:s,s:s,s:I,s:i,s:o,s:o}", "id", j->id,
+                                              "request_id", j->request_id,
                                               "seed", (json_int_t)j->seed, "class", j->req.class_id,
                                               "images", imgs, "timings", job_timings_locked(j)));
             pthread_mutex_unlock(&j->mu);
@@ -361,7 +374,6 @@ static void generate(struct server *s, struct http_req *r)
     }
     w->json = j->req.n > 1 || (accepts(r, "application/json") && !accepts(r, "image/png"));
     if (w->stream) {
-        http_add_header(r, "X-Request-Id", "%s", j->id);
         http_add_header(r, "X-Seed", "%llu", (unsigned long long)j->seed);
         http_reply_stream(r, 200, "text/event-stream");
     }
@@ -393,7 +405,6 @@ void api_job_changed(struct job *j, void *arg)
 static void reply_job_created(struct server *s, struct http_req *r, struct job *j, unsigned status)
 {
     http_add_header(r, "Location", "/jobs/%s", j->id);
-    http_add_header(r, "X-Request-Id", "%s", j->id);
     http_reply_json(r, status, job_to_json(j, sched_position(&s->sched, j)));
 }
 
@@ -511,7 +522,6 @@ static void job_endpoint(struct server *s, struct http_req *r)
             return;
         }
         w->after_id = last ? strtoull(last, NULL, 10) : 0;
-        http_add_header(r, "X-Request-Id", "%s", j->id);
         http_reply_stream(r, 200, "text/event-stream");
         return;
     }

@@ -1,5 +1,6 @@
 /*
  * buf.c - growable buffer (see buf.h). Growth doubles, capped by `max`.
+ * Also the UTF-8 checks that keep client bytes fit for JSON.
  */
 #include "buf.h"
 
@@ -135,4 +136,77 @@ int buf_base64(struct buf *b, const unsigned char *p, size_t n)
     b->len += out;
     b->data[b->len] = '\0';
     return 0;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when the
+ * bytes there are not one (stray continuation, overlong form, surrogate,
+ * beyond U+10FFFF, or cut short). */
+size_t utf8_len(const unsigned char *p)
+{
+    unsigned cp;
+    size_t n;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;   /* also stops at the terminating NUL */
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Replace every byte that is not part of well-formed UTF-8 with '?'.
+ * Messages quote client bytes (a URL, a header, a name cut to a length),
+ * and jansson refuses to build a string that is not UTF-8. */
+void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p) {
+        size_t n = utf8_len(p);
+
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
+int buf_json_string(struct buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    buf_append(b, "\"", 1);
+    while (*p) {
+        size_t n = utf8_len(p);
+
+        if (n == 0) {
+            buf_append(b, "?", 1);
+            p++;
+        } else if (*p == '"' || *p == '\\') {
+            buf_printf(b, "\\%c", *p++);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            buf_printf(b, "\\u%04x", *p++);
+        } else {
+            buf_append(b, p, n);
+            p += n;
+        }
+    }
+    return buf_append(b, "\"", 1);
 }

@@ -83,7 +83,8 @@ static const struct opt opts[] = {
     O_BOOL("auth", public_metrics, true, "yes", "/metrics needs no key"),
     O_STR("auth", cors_origins, true, 0, "", "comma-separated origins allowed by CORS; * = any; empty = no CORS headers"),
     O_STR("log", log_level, true, 0, "info", "error, warn, info or debug"),
-    O_BOOL("log", access_log, true, "no", "log one line per HTTP request"),
+    O_STR("log", log_format, true, 0, "text", "text (key=value fields) or json (one object per line)"),
+    O_BOOL("log", access_log, true, "no", "log one line per HTTP request, with its request id and timings"),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -413,6 +414,10 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     if (!strchr(c->listen, ':')) {
         set_err(err, errlen, "listen: '%s' has no port; write host:port, e.g. 127.0.0.1:8080",
                 c->listen);
+        return -EINVAL;
+    }
+    if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json")) {
+        set_err(err, errlen, "log_format: '%s' is not text or json", c->log_format);
         return -EINVAL;
     }
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") &&

@@ -56,6 +56,7 @@ struct config {
     char cors_origins[CONFIG_LIST_LEN]; /* comma-separated; "*" = any */
     /* [log] */
     char log_level[16];
+    char log_format[16];        /* text or json */
     bool access_log;
 };
 

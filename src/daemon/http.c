@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -68,9 +69,35 @@ void http_add_header(struct http_req *r, const char *name, const char *fmt, ...)
     r->nhdr++;
 }
 
+/* The request's id, generated on first use when the client sent none. */
+static const char *request_id(struct http_req *r)
+{
+    if (!r->request_id[0])
+        snprintf(r->request_id, sizeof(r->request_id), "%016llx",
+                 (unsigned long long)job_random_u64());
+    return r->request_id;
+}
+
+/* 1 to HTTP_REQUEST_ID_MAX characters of [A-Za-z0-9._-]: safe to echo in a
+ * header, to log and to put in JSON as it is. */
+static bool request_id_valid(const char *id)
+{
+    size_t n = id ? strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789._-") : 0;
+
+    return n > 0 && n <= HTTP_REQUEST_ID_MAX && id[n] == '\0';
+}
+
+void http_set_request_id(struct http_req *r, const char *id)
+{
+    if (!r->request_id_client)
+        snprintf(r->request_id, sizeof(r->request_id), "%s", id);
+}
+
 /* Headers every answer of this request carries. */
 static void decorate(struct http_req *r, struct MHD_Response *resp)
 {
+    MHD_add_response_header(resp, "X-Request-Id", request_id(r));
     for (int i = 0; i < r->nhdr; i++)
         MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
     if (r->cors_origin) {
@@ -115,15 +142,20 @@ void http_reply(struct http_req *r, unsigned status, const char *content_type, v
         MHD_add_response_header(resp, "Content-Type", content_type);
     decorate(r, resp);
     set_response(r, status, resp, false);
+    r->bytes = len;
 }
 
 void http_reply_static(struct http_req *r, unsigned status, const struct http_static *st)
 {
-    /* Per-request headers cannot go on a shared response: copy instead. */
-    if (r->nhdr || r->cors_origin)
+    /* Per-request headers cannot go on a shared response: copy instead.
+     * The health answers stay shared (and cheap) unless the client sent an
+     * id to echo: a generated one would say nothing to a load balancer. */
+    if (r->nhdr || r->cors_origin || r->request_id_client) {
         http_reply(r, status, st->content_type, (void *)st->body, strlen(st->body), false);
-    else
+    } else {
         set_response(r, status, st->resp, true);
+        r->bytes = strlen(st->body);
+    }
 }
 
 void http_reply_json(struct http_req *r, unsigned status, json_t *body)
@@ -151,56 +183,6 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *body)
         }
     }
     http_reply(r, status, "application/json", text, len, true);
-}
-
-/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when the
- * bytes there are not one (stray continuation, overlong form, surrogate,
- * beyond U+10FFFF, or cut short). */
-static size_t utf8_len(const unsigned char *p)
-{
-    unsigned cp;
-    size_t n;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-        cp = p[0] & 0x1fu;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        cp = p[0] & 0x0fu;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        cp = p[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;   /* also stops at the terminating NUL */
-        cp = cp << 6 | (p[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* Replace every byte that is not part of well-formed UTF-8 with '?'.
- * Messages quote client bytes (a URL, a header, a name cut to a length),
- * and jansson refuses to build a string that is not UTF-8. */
-static void utf8_scrub(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-
-    while (*p) {
-        size_t n = utf8_len(p);
-
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
 }
 
 /* The OpenAI routes answer errors in OpenAI's envelope: the same object
@@ -257,8 +239,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     if (r->hungup)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     n = r->stream_read(r, buf, max);
-    if (n > 0)
+    if (n > 0) {
+        r->bytes += (uint64_t)n;
         return n;
+    }
     if (n == HTTP_STREAM_WAIT) {
         /* Returning 0 without suspending would make MHD spin on us. */
         suspend(r);
@@ -575,7 +559,7 @@ static void begin(struct http_req *r)
         http_add_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         http_add_header(r, "Access-Control-Allow-Headers",
                         "Authorization, Content-Type, Accept, Last-Event-ID, X-Api-Key, "
-                        "Idempotency-Key");
+                        "Idempotency-Key, X-Request-Id");
         http_add_header(r, "Access-Control-Max-Age", "600");
         http_add_header(r, "Allow", "GET, POST, DELETE, OPTIONS");
         http_reply(r, 204, NULL, "", 0, false);
@@ -628,6 +612,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->method = method;
         r->start_ns = job_now_ns();
         r->ep = s->h.classify(method, url);
+        r->queue_ms = -1;
+        if (request_id_valid(http_header(r, "X-Request-Id"))) {
+            snprintf(r->request_id, sizeof(r->request_id), "%s", http_header(r, "X-Request-Id"));
+            r->request_id_client = true;
+        }
         buf_init(&r->body, (size_t)s->cfg->max_body);
         *con_cls = r;
         s->active++;
@@ -706,6 +695,8 @@ static void log_access(struct http_req *r, enum MHD_RequestTerminationCode toe)
     char ip[INET6_ADDRSTRLEN] = "?";
     char method[40];
     char url[512];
+    struct log_field f[10];
+    size_t n = 0;
 
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
@@ -717,9 +708,23 @@ static void log_access(struct http_req *r, enum MHD_RequestTerminationCode toe)
     }
     loggable(method, sizeof(method), r->method);
     loggable(url, sizeof(url), r->url);
-    log_msg(LOG_LEVEL_INFO, "%s %s %s %u %.1fms%s", ip, method, url, r->status,
-            (double)(job_now_ns() - r->start_ns) / 1e6,
-            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    f[n++] = (struct log_field){ "request_id", request_id(r), 0 };
+    f[n++] = (struct log_field){ "remote", ip, 0 };
+    f[n++] = (struct log_field){ "method", method, 0 };
+    f[n++] = (struct log_field){ "path", url, 0 };
+    f[n++] = (struct log_field){ "route", metrics_endpoint_name(r->ep), 0 };
+    f[n++] = (struct log_field){ "status", NULL, r->queued ? r->status : 0 };
+    f[n++] = (struct log_field){ "bytes", NULL, (double)r->bytes };
+    if (r->queue_ms >= 0)
+        f[n++] = (struct log_field){ "queue_ms", NULL, round(r->queue_ms * 10) / 10 };
+    f[n++] = (struct log_field){ "total_ms", NULL,
+                                 round((double)(job_now_ns() - r->start_ns) / 1e5) / 10 };
+    f[n++] = (struct log_field){ "outcome",
+                                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" :
+                                 toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout" :
+                                 toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort" :
+                                 "aborted", 0 };
+    log_fields(LOG_LEVEL_INFO, "access", f, n);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

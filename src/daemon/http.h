@@ -28,6 +28,9 @@ struct json_t;
 struct http_server;
 
 #define HTTP_MAX_HEADERS 10
+/* A client's X-Request-Id is adopted when it is 1 to this many characters
+ * of [A-Za-z0-9._-]; otherwise the request gets a generated one. */
+#define HTTP_REQUEST_ID_MAX 64
 
 /* Return values of http_req.stream_read besides a byte count > 0. */
 #define HTTP_STREAM_WAIT 0      /* nothing now: suspend until http_wake() */
@@ -50,6 +53,10 @@ struct http_req {
     size_t discarded;           /* body bytes dropped since then */
     const char *cors_origin;    /* allowed Origin to echo, or NULL */
     bool admin;                 /* the API key presented is an admin key */
+    char request_id[HTTP_REQUEST_ID_MAX + 1];   /* echoed as X-Request-Id, logged */
+    bool request_id_client;     /* the client's own X-Request-Id */
+    uint64_t bytes;             /* body bytes handed to MHD */
+    double queue_ms;            /* the job's wait before its first step; < 0 = none */
     int nhdr;
     struct {
         const char *name;       /* static string */
@@ -111,6 +118,9 @@ void http_reply_stream(struct http_req *r, unsigned status, const char *content_
 /* A request that waits (no response yet, or a stream with new data):
  * resume it so MHD calls back. No-op unless suspended. */
 void http_wake(struct http_req *r);
+
+/* Make `id` the request's id (a job's id), unless the client gave its own. */
+void http_set_request_id(struct http_req *r, const char *id);
 
 /* Request header value, or NULL. */
 const char *http_header(struct http_req *r, const char *name);

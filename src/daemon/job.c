@@ -264,7 +264,7 @@ json_t *job_to_json(struct job *j, int queue_position)
     pthread_mutex_lock(&j->mu);
     total = (long)j->req.n * j->req.steps;
     /* A running job that was asked to stop says so until its worker drops it. */
-    o = json_pack("{s:s,s:s,s:f}", "id", j->id,
+    o = json_pack("{s:s,s:s,s:s,s:f}", "id", j->id, "request_id", j->request_id,
                   "status", atomic_load(&j->cancel) && !job_state_terminal(j->state)
                                 ? "cancelling" : job_state_name(j->state),
                   "created", j->created_unix);

@@ -41,6 +41,7 @@ enum job_kind {
 };
 
 #define JOB_ID_LEN 17   /* 16 hex digits + NUL */
+#define JOB_REQUEST_ID_LEN 65   /* HTTP_REQUEST_ID_MAX + NUL */
 
 struct job_event {
     uint64_t id;
@@ -59,6 +60,7 @@ struct api_waiter;              /* an HTTP connection waiting on the job (api.c)
 struct job {
     _Atomic int refs;
     char id[JOB_ID_LEN];
+    char request_id[JOB_REQUEST_ID_LEN];  /* the creating request's X-Request-Id (http.h) */
     enum job_kind kind;
     struct gen_request req;
     uint64_t seed;              /* resolved: the request's or a random one */

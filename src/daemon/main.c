@@ -46,6 +46,7 @@ int main(int argc, char **argv)
     char msg[DITD_ERR_LEN] = "";
     char err[CONFIG_ERR_LEN];
     enum log_level level;
+    enum log_format format;
     int blas_rc;
     int rc;
 
@@ -64,7 +65,9 @@ int main(int argc, char **argv)
         return probe_run(&s.cfg, listen_given(argc, argv));
 
     log_level_parse(s.cfg.log_level, &level);
+    log_format_parse(s.cfg.log_format, &format);
     log_init(level);
+    log_set_format(format);
     if (msg[0])
         log_msg(blas_rc < 0 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "blas: %s", msg);
     /* A client closing its socket must not kill the process. */

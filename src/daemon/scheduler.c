@@ -393,7 +393,7 @@ static void fail_job(struct sched *s, struct job *j, const char *type, const cha
         snprintf(j->error_msg, sizeof(j->error_msg), "%s", msg);
     }
     pthread_mutex_unlock(&j->mu);
-    log_msg(LOG_LEVEL_ERROR, "job %s failed: %s", j->id, msg);
+    log_msg(LOG_LEVEL_ERROR, "job %s (request %s) failed: %s", j->id, j->request_id, msg);
     sched_cancel(s, j, CANCEL_CLIENT);
 }
 

@@ -213,6 +213,7 @@ static void on_hup(uv_signal_t *h, int signum)
     struct config next;
     char err[CONFIG_ERR_LEN];
     enum log_level lvl;
+    enum log_format fmt;
     int rc;
 
     (void)signum;
@@ -225,6 +226,8 @@ static void on_hup(uv_signal_t *h, int signum)
         config_apply_reload(&s->cfg, &next, report_key, s);
         if (log_level_parse(s->cfg.log_level, &lvl) == 0)
             log_set_level(lvl);
+        if (log_format_parse(s->cfg.log_format, &fmt) == 0)
+            log_set_format(fmt);
         if (s->sched_ready)
             sched_set_max_queue(&s->sched, s->cfg.max_queue);
         if (http_reload(s->http, err, sizeof(err)) < 0)

@@ -631,6 +631,57 @@ def cli(a):
     check(p.returncode == 1 and b"cannot load the model" in p.stderr, "bad model: %s" % p.stderr)
 
 
+@test
+def logs_and_request_ids(a):
+    """log_format = json: one object per line; the access log carries the request id, route,
+    status, bytes and timings; a valid X-Request-Id is adopted and echoed (header, job object),
+    an invalid one replaced. SIGHUP switches the format back to text."""
+    conf = "[log]\nlog_format = json\naccess_log = yes\n"
+    with Daemon(a.ditd, a.model, conf=conf) as d:
+        d.wait_ready()
+        s, h, png = d.request("POST", "/generate", {"class": 1, "steps": 3},
+                              {"X-Request-Id": "client-id_1.x"})
+        check(s == 200 and h["x-request-id"] == "client-id_1.x", "echo %s" % h)
+        s, h, j = d.json("POST", "/jobs", {"class": 2, "steps": 3}, {"X-Request-Id": "job.req-7"})
+        check(s == 202 and h["x-request-id"] == "job.req-7" and j["request_id"] == "job.req-7",
+              "job object %s %s" % (h, j))
+        check(d.json("GET", h["location"])[2]["request_id"] == "job.req-7", "kept by the job")
+        for bad in ("has space", "x" * 65, "semi;colon", ""):
+            s, h, j = d.json("POST", "/jobs", {"class": 2, "steps": 3}, {"X-Request-Id": bad})
+            check(s == 202 and h["x-request-id"] == j["id"] == j["request_id"],
+                  "invalid id %r replaced by the job id: %s %s" % (bad, h, j))
+        s, h, _ = d.request("GET", "/health/live", None, {"X-Request-Id": "lb-1"})
+        check(h.get("x-request-id") == "lb-1", "health echoes a client id")
+        s, h, _ = d.request("GET", "/nope")
+        check(s == 404 and len(h.get("x-request-id", "")) == 16, "generated id %s" % h)
+        time.sleep(0.2)
+        records = []
+        for line in d.logs().splitlines():
+            rec = json.loads(line)      # every line is one object
+            check({"time", "level", "message"} <= set(rec), "record %s" % rec)
+            records.append(rec)
+        acc = [r for r in records if r["message"] == "access"]
+        gen = [r for r in acc if r["request_id"] == "client-id_1.x"]
+        check(len(gen) == 1, "access records %s" % acc)
+        g = gen[0]
+        check(g["method"] == "POST" and g["path"] == "/generate" and g["route"] == "generate" and
+              g["status"] == 200 and g["bytes"] == len(png) and g["queue_ms"] >= 0 and
+              g["total_ms"] >= g["queue_ms"] and g["outcome"] == "ok", "generate record %s" % g)
+        check(any(r["request_id"] == "lb-1" and r["route"] == "health" for r in acc), "health")
+        with open(d.conf, "w") as f:
+            f.write("[log]\nlog_format = text\naccess_log = yes\n")
+        d.signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and "configuration reloaded" not in d.logs():
+            time.sleep(0.05)
+        d.request("GET", "/info", None, {"X-Request-Id": "after-reload"})
+        time.sleep(0.2)
+        last = [l for l in d.logs().splitlines() if "after-reload" in l]
+        check(len(last) == 1 and not last[0].startswith("{") and
+              " access request_id=after-reload " in last[0] and " status=200 " in last[0],
+              "text access line %s" % last)
+
+
 def probe(a, *args):
     return subprocess.run([a.ditd, "--probe"] + list(args), capture_output=True, timeout=30)
 
