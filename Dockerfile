@@ -14,11 +14,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# --tags runtime: the programs and the bundled model, not the docs, man pages,
+# systemd unit or configuration (the latter comes from conf/ below).
 RUN meson setup /build --buildtype=release --prefix=/usr/local \
     && meson compile -C /build \
-    && meson install -C /build --destdir /out \
-    && install -d /out/usr/local/share/ditd/models \
-    && cp -r models/fashion-dit /out/usr/local/share/ditd/models/
+    && meson install -C /build --destdir /out --tags runtime
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \

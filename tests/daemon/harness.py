@@ -56,12 +56,14 @@ def ensure_model(workdir):
 
 
 class Daemon:
-    def __init__(self, ditd, model, *args, env=None, conf=None, start_timeout=30):
+    def __init__(self, ditd, model, *args, env=None, conf=None, start_timeout=30, cwd=None):
+        """model None: no --model flag (the daemon finds its default model)."""
         self.tmp = tempfile.mkdtemp(prefix="ditd-test-")
         self.port_file = os.path.join(self.tmp, "port")
         self.log_path = os.path.join(self.tmp, "ditd.log")
-        argv = [ditd, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
-                "--model", model]
+        argv = [ditd, "--listen", "127.0.0.1:0", "--port-file", self.port_file]
+        if model is not None:
+            argv += ["--model", model]
         if conf is not None:
             self.conf = os.path.join(self.tmp, "ditd.conf")
             with open(self.conf, "w") as f:
@@ -82,7 +84,8 @@ class Daemon:
                     "--track-fds=no", "--log-file=" + self.vg_log] + argv
             start_timeout *= SLOW
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=e,
+                                     cwd=cwd)
         self.port = None
         deadline = time.time() + start_timeout
         while time.time() < deadline:
