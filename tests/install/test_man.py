@@ -45,11 +45,12 @@ def run(*argv):
     return p.stdout
 
 
-def compare(what, in_help, in_man, problems, page):
+def compare(what, in_help, in_man, problems, page, source="--help"):
     for f in sorted(in_help - in_man):
-        problems.append("%s: %s is in --help but not in %s; document it there" % (what, f, page))
+        problems.append("%s: %s is in %s but not in %s; document it there"
+                        % (what, f, source, page))
     for f in sorted(in_man - in_help):
-        problems.append("%s: %s is in %s but not in --help" % (what, f, page))
+        problems.append("%s: %s is in %s but not in %s" % (what, f, page, source))
 
 
 def check_ditd(a, problems):
@@ -77,8 +78,8 @@ def check_ditd(a, problems):
         documented[key] = (short, default, bool(restart))
     with open(a.conf) as f:
         conf_keys = set(re.findall(r"^(\w+) =", f.read(), re.M))
-    compare("ditd keys of conf/ditd.conf", conf_keys, set(documented), problems, page)
-    compare("ditd keys of --help", set(helped), set(documented), problems, page)
+    compare("ditd keys", conf_keys, set(documented), problems, page, "conf/ditd.conf")
+    compare("ditd keys", set(helped), set(documented), problems, page)
     for key in sorted(set(helped) & set(documented)):
         if helped[key] != documented[key]:
             problems.append("ditd(8): %s is (short flag, default, restart) %s there, %s in --help"
