@@ -1,6 +1,9 @@
 #!/bin/sh
 # Install the Debian 12 packages ditd needs to build, run and test.
-# Usage: tools/install-deps.sh [--runtime-only]
+# Usage: tools/install-deps.sh [--runtime-only | --build]
+#   (none)          run, build and test: what CI and tests/run.sh need
+#   --build         run and build only (tools/quickstart.sh): no test tool chain
+#   --runtime-only  run a ditd built elsewhere
 set -eu
 
 # libdnnl2 (oneDNN, with libgomp1) backs the bf16 path; the build works without it (fp32 only).
@@ -10,15 +13,18 @@ build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-d
 # Tests: the PyTorch reference and the training data, promtool, systemd-analyze,
 # sanitizer runtimes and libFuzzer (clang), valgrind, load generators, slowhttptest
 # (slow-client tests), strace (the file-access test), xxhsum (checks the model id) and
-# haproxy (the fleet test).
+# haproxy (the fleet test), man-db and groff-base (the install test checks the man pages
+# render and that systemd-analyze verify finds man:ditd(8)).
 tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
-       systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash haproxy"
+       systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash haproxy
+       man-db groff-base"
 
-if [ "${1:-}" = "--runtime-only" ]; then
-    packages=$runtime
-else
-    packages="$runtime $build $tests"
-fi
+case "${1:-}" in
+    --runtime-only) packages=$runtime ;;
+    --build) packages="$runtime $build" ;;
+    "") packages="$runtime $build $tests" ;;
+    *) echo "usage: $0 [--runtime-only | --build]" >&2; exit 2 ;;
+esac
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
