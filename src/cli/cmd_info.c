@@ -42,12 +42,12 @@ static void print_model(const struct ditd_model_info *i, int json, long long rss
         printf("{\"rss_before_load\": %lld, \"rss_after_load\": %lld, \"weight_bytes\": %lld, ",
                rss_before, rss_after, (long long)i->weight_bytes);
         printf("\"precision\": \"%s\", \"isa\": \"%s\", ", i->precision, i->isa);
-        printf("\"name\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
+        printf("\"name\": \"%s\", \"id\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
                "\"image_size\": %d, \"latent_size\": %d, \"latent_channels\": %d, \"patch\": %d, "
                "\"depth\": %d, \"hidden\": %d, \"heads\": %d, \"num_classes\": %d, "
                "\"learn_sigma\": %s, \"guidance_channels\": %d, \"params\": %lld, "
                "\"gmacs\": %.4f, \"vae_params\": %lld, \"vae_gmacs\": %.4f, \"classes\": [",
-               i->name, i->layout == DITD_LAYOUT_ORIGINAL ? "original" : "diffusers",
+               i->name, i->id, i->layout == DITD_LAYOUT_ORIGINAL ? "original" : "diffusers",
                block_names[i->block], i->diffusers_numerics ? "diffusers" : "original",
                i->image_size, i->latent_size, i->latent_channels, i->patch, i->depth, i->hidden,
                i->heads, i->num_classes, i->learn_sigma ? "true" : "false", i->guidance_channels,
@@ -62,7 +62,7 @@ static void print_model(const struct ditd_model_info *i, int json, long long rss
         printf("]}\n");
         return;
     }
-    printf("model       %s (%s)\n", i->name, i->path);
+    printf("model       %s (%s), id %s\n", i->name, i->path, i->id);
     printf("layout      %s keys, %s numerics, %s blocks\n",
            i->layout == DITD_LAYOUT_ORIGINAL ? "original" : "diffusers",
            i->diffusers_numerics ? "diffusers" : "original", block_names[i->block]);

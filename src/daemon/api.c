@@ -561,11 +561,11 @@ static json_t *info_json(struct server *s)
 
     ditd_sampler_parse(s->cfg.default_sampler, &ds);    /* checked by config_validate */
 
-    return json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I,s:s}"
+    return json_pack("{s:{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I,s:s}"
                      ",s:{s:i,s:f,s:s,s:s,s:f},s:[sss],s:[ss]"
                      ",s:{s:i,s:i,s:f,s:i,s:i,s:i,s:i,s:i}"
                      ",s:{s:i,s:i,s:s,s:f,s:s,s:s},s:{s:s}}",
-        "model", "name", mi->name, "path", mi->path, "image_size", mi->image_size,
+        "model", "name", mi->name, "id", mi->id, "path", mi->path, "image_size", mi->image_size,
         "latent_size", mi->latent_size, "latent_channels", mi->latent_channels,
         "num_classes", mi->num_classes, "null_class", mi->num_classes,
         "layout", layout_names[mi->layout], "block", block_names[mi->block],

@@ -75,6 +75,9 @@ def cli_vs_daemon(a):
             check(meta.get(k) == v, "metadata %s = %r, expected %r" % (k, meta.get(k), v))
         check(meta["Software"].startswith("ditd ") and len(meta["model_id"]) == 16,
               "software / model id: %s" % meta)
+        s, _, info = d.json("GET", "/info")
+        check(s == 200 and info["model"]["id"] == meta["model_id"],
+              "/info model.id %s, PNG model_id %s" % (info["model"].get("id"), meta["model_id"]))
         xxhsum = shutil.which("xxhsum")
         if xxhsum:   # the id is what docs/models.md says it is
             files = ["transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
