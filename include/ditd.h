@@ -56,6 +56,18 @@ enum ditd_block {
     DITD_BLOCK_IN_CONTEXT
 };
 
+/* Arithmetic of the DiT's dense products (docs/engine.md, "Precision"). */
+enum ditd_precision {
+    DITD_PRECISION_AUTO,  /* bf16 where the CPU multiplies bf16 natively (AVX512-BF16 or
+                           * AMX-BF16) and ditd has a fast path for the model; else fp32 */
+    DITD_PRECISION_FP32,
+    DITD_PRECISION_BF16   /* bf16 products, float32 accumulation; emulated (bf16 numerics at
+                           * float32 speed) on CPUs without bf16 instructions */
+};
+/* "auto", "fp32" or "bf16" (case-insensitive); 0 or DITD_EINVAL. */
+int ditd_precision_parse(const char *name, enum ditd_precision *out);
+const char *ditd_precision_name(enum ditd_precision p);
+
 struct ditd_model_info {
     const char *name;          /* directory base name */
     const char *path;          /* directory as given */
@@ -88,6 +100,10 @@ struct ditd_model_info {
                                 * "sse" or "generic" */
     const char *preview;       /* what DITD_PREVIEW_AUTO does: "decode" or "linear" */
     const char *id;            /* 16 hex digits naming the weights (docs/models.md "Model id") */
+    const char *precision_note; /* one line for the log: the precision and why, e.g.
+                                 * "precision auto: fp32 (this CPU has no AVX512-BF16/AMX)" */
+    int default_rows;          /* row budget a server should give a forward by default at
+                                * this precision: 16, or 32 with native bf16 */
 };
 
 struct ditd_model;   /* loaded weights and configuration (opaque, read-only) */
@@ -95,9 +111,13 @@ struct ditd_worker;  /* run state of one compute thread (opaque) */
 struct ditd_image;   /* one image being denoised (opaque) */
 
 /* Load the model directory `dir` (see docs/models.md). On success *out is a
- * new model, freed with ditd_model_free(). */
+ * new model, freed with ditd_model_free(). The weights of the DiT's
+ * products are converted once, here, to the form the chosen precision's
+ * kernels read. ditd_model_load() uses DITD_PRECISION_AUTO. */
 int ditd_model_load(struct ditd_model **out, const char *dir,
                     char *err, size_t errlen);
+int ditd_model_load_precision(struct ditd_model **out, const char *dir,
+                              enum ditd_precision precision, char *err, size_t errlen);
 void ditd_model_free(struct ditd_model *m);
 /* Borrowed; valid while the model lives. */
 const struct ditd_model_info *ditd_model_info(const struct ditd_model *m);
@@ -128,11 +148,17 @@ int ditd_arch_info(const char *config, int image_size, int num_classes,
 struct ditd_bench_result {
     double ms_per_forward;    /* median over the timed iterations */
     double gflops;            /* 2 * MACs / time */
-    double sgemm_gflops;      /* sgemm on the forward's GEMM shapes */
+    double sgemm_gflops;      /* OpenBLAS sgemm on the forward's GEMM shapes */
+    double gemm_gflops;       /* the matrix product of the precision in use on those shapes:
+                               * sgemm (fp32), oneDNN's bf16 matmul (native bf16), or
+                               * ditd's staged bf16 product (emulated bf16) */
     double gemm_fraction;     /* share of the MACs that are those GEMMs */
+    const char *precision;    /* "fp32" or "bf16" */
+    char precision_note[192]; /* the precision and why (see ditd_model_info) */
 };
-int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
-                       int iterations, struct ditd_bench_result *out, char *err, size_t errlen);
+int ditd_bench_forward(const char *config, int image_size, enum ditd_precision precision,
+                       int batch, int threads, int iterations, struct ditd_bench_result *out,
+                       char *err, size_t errlen);
 /* The same for the DiT of a loaded model. */
 int ditd_bench_model(const struct ditd_model *m, int batch, int threads, int iterations,
                      struct ditd_bench_result *out, char *err, size_t errlen);

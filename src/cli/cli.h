@@ -38,8 +38,16 @@ int cli_float(const char *text, double lo, double hi, const char *what, double *
 int cli_int_list(const char *text, long long lo, long long hi, const char *what,
                  int **out, int *count);
 
-/* Load dir, or the default model when dir is NULL; prints errors. */
-struct ditd_model *cli_model(const char *dir);
+/* Parse --precision (auto, fp32, bf16); 0 or -1 after printing why. */
+int cli_precision(const char *text, enum ditd_precision *out);
+#define CLI_PRECISION_HELP \
+    "  --precision P      arithmetic of the DiT: auto (default: bf16 where the CPU has\n" \
+    "                     AVX512-BF16/AMX, else fp32), fp32, or bf16 (emulated, not\n" \
+    "                     faster, on other CPUs)\n"
+
+/* Load dir, or the default model when dir is NULL, at `precision`; prints
+ * errors, and the precision chosen and why when `announce` is set. */
+struct ditd_model *cli_model(const char *dir, enum ditd_precision precision, int announce);
 
 /* Threads to compute with by default: the online cores. */
 int cli_default_threads(void);

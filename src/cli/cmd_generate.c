@@ -39,6 +39,8 @@ static const char help[] =
     "  --any-model        with --from: go on even if the model differs from the PNG's\n"
     "  --batch B          images per forward pass (default min(n, 8))\n"
     "  --threads T        compute threads (default: all cores)\n"
+    CLI_PRECISION_HELP
+    "                     (with --from: the PNG's precision unless given)\n"
     "  -o FILE            output PNG\n"
     "  --outdir DIR       write each image as DIR/NNNNNN.png (NNNNNN = its index) instead\n"
     "                     of a grid\n"
@@ -55,6 +57,8 @@ struct gen_opts {
     struct ditd_params p;
     struct ditd_png_origin origin;     /* what --from's PNG says */
     int n, batch, threads, quiet, force, any_model, seed_given;
+    enum ditd_precision precision;
+    int precision_set;
 };
 
 /* Read FILE's metadata into o->origin and take its parameters as the base. */
@@ -90,7 +94,7 @@ static int load_origin(struct gen_opts *o, const char *path)
 
 static int parse(int argc, char **argv, struct gen_opts *o)
 {
-    enum { O_INDEX = 1000, O_FROM, O_FORCE, O_ANY_MODEL, O_VERBOSE };
+    enum { O_INDEX = 1000, O_FROM, O_FORCE, O_ANY_MODEL, O_VERBOSE, O_PRECISION };
     static const struct option longopts[] = {
         { "model", required_argument, 0, 'm' }, { "class", required_argument, 0, 'c' },
         { "cfg", required_argument, 0, 'g' }, { "steps", required_argument, 0, 's' },
@@ -101,8 +105,8 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         { "latent-out", required_argument, 0, 'L' }, { "quiet", no_argument, 0, 'q' },
         { "index", required_argument, 0, O_INDEX }, { "from", required_argument, 0, O_FROM },
         { "force", no_argument, 0, O_FORCE }, { "any-model", no_argument, 0, O_ANY_MODEL },
-        { "verbose", no_argument, 0, O_VERBOSE }, { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
+        { "verbose", no_argument, 0, O_VERBOSE }, { "precision", required_argument, 0, O_PRECISION },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     long long v, index = -1;
     double d;
@@ -132,6 +136,10 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         case O_FORCE: o->force = 1; break;
         case O_ANY_MODEL: o->any_model = 1; break;
         case O_VERBOSE: cli_verbose = 1; break;
+        case O_PRECISION:
+            if (cli_precision(optarg, &o->precision)) return -1;
+            o->precision_set = 1;
+            break;
         case 'g':
             if (cli_float(optarg, 0, 100, "--cfg", &d)) return -1;
             o->p.cfg = (float)d;
@@ -368,7 +376,14 @@ int cmd_generate(int argc, char **argv)
     if (rc)
         return rc < 0 ? 2 : 0;
     rc = 1;
-    if (!(m = cli_model(o.model)))
+    /* --from remakes the image at the precision it was made with. */
+    if (o.from && !o.precision_set && o.origin.precision[0] &&
+        ditd_precision_parse(o.origin.precision, &o.precision) != 0) {
+        cli_fail("%s records precision \"%s\", which this dit does not know", o.from,
+                 o.origin.precision);
+        goto out;
+    }
+    if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
     const struct ditd_model_info *info = ditd_model_info(m);
     if (o.class_name)

@@ -12,13 +12,15 @@
 #include "cli.h"
 
 static const char info_help[] =
-    "usage: dit info --model DIR [--json]\n"
+    "usage: dit info --model DIR [--precision P] [--json]\n"
     "       dit info --config XL/2 [--image-size 256] [--json]\n"
     "\n"
     "Parameter count and multiply-accumulates (GMAC) per forward pass per image.\n"
     "--config takes a paper configuration (S, B, L, XL with patch 2, 4 or 8) and\n"
-    "needs no weights; --model describes a model directory, its classes included.\n"
+    "needs no weights; --model describes a model directory, its classes included,\n"
+    "and the precision it runs at on this CPU.\n"
     "\n"
+    CLI_PRECISION_HELP
     CLI_COMMON_HELP;
 
 /* Resident set size of this process in bytes, 0 when unknown. */
@@ -41,7 +43,8 @@ static void print_model(const struct ditd_model_info *i, int json, long long rss
     if (json) {
         printf("{\"rss_before_load\": %lld, \"rss_after_load\": %lld, \"weight_bytes\": %lld, ",
                rss_before, rss_after, (long long)i->weight_bytes);
-        printf("\"precision\": \"%s\", \"isa\": \"%s\", ", i->precision, i->isa);
+        printf("\"precision\": \"%s\", \"isa\": \"%s\", \"precision_note\": \"%s\", ",
+               i->precision, i->isa, i->precision_note);
         printf("\"name\": \"%s\", \"id\": \"%s\", \"layout\": \"%s\", \"block\": \"%s\", \"numerics\": \"%s\", "
                "\"image_size\": %d, \"latent_size\": %d, \"latent_channels\": %d, \"patch\": %d, "
                "\"depth\": %d, \"hidden\": %d, \"heads\": %d, \"num_classes\": %d, "
@@ -77,7 +80,7 @@ static void print_model(const struct ditd_model_info *i, int json, long long rss
            i->vae_gmacs);
     printf("memory      %.1f MB of weights in use; resident %.1f MB after loading "
            "(%.1f MB before)\n", i->weight_bytes / 1e6, rss_after / 1e6, rss_before / 1e6);
-    printf("compute     %s on %s\n", i->precision, i->isa);
+    printf("compute     %s on %s: %s\n", i->precision, i->isa, i->precision_note);
     printf("classes     %d:", i->num_classes);
     for (int c = 0; c < i->num_classes && c < 20; c++)
         printf(" %d=%s", c, i->class_names[c] ? i->class_names[c] : "?");
@@ -89,9 +92,11 @@ int cmd_info(int argc, char **argv)
     static const struct option longopts[] = {
         { "model", required_argument, 0, 'm' }, { "config", required_argument, 0, 'c' },
         { "image-size", required_argument, 0, 'i' }, { "json", no_argument, 0, 'j' },
-        { "verbose", no_argument, 0, 'v' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "verbose", no_argument, 0, 'v' }, { "precision", required_argument, 0, 'R' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     const char *model = NULL, *config = NULL;
+    enum ditd_precision precision = DITD_PRECISION_AUTO;
     int json = 0, ch;
     long long size = 256;
 
@@ -104,6 +109,7 @@ int cmd_info(int argc, char **argv)
         case 'i':
             if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2;
             break;
+        case 'R': if (cli_precision(optarg, &precision)) return 2; break;
         case 'h': fputs(info_help, stdout); return 0;
         default: fputs(info_help, stderr); return 2;
         }
@@ -124,7 +130,7 @@ int cmd_info(int argc, char **argv)
         return 0;
     }
     const long long before = rss_bytes();
-    struct ditd_model *m = cli_model(model);
+    struct ditd_model *m = cli_model(model, precision, 0);
     if (!m)
         return 1;
     print_model(ditd_model_info(m), json, before, rss_bytes());
@@ -134,14 +140,18 @@ int cmd_info(int argc, char **argv)
 
 static const char bench_help[] =
     "usage: dit bench --config XL/2 [--image-size 256] [--batch 1,4,8] [--threads T]\n"
-    "                 [--iterations N] [--json]\n"
+    "                 [--iterations N] [--precision P] [--json]\n"
     "       dit bench --model DIR [--batch ...] ...\n"
     "\n"
     "Times DiT forward passes, with random weights for --config (no files needed) or\n"
-    "the weights of a model directory, and OpenBLAS sgemm (with its own threading)\n"
-    "alone on the same matrix shapes in the same run. Reports ms per forward, achieved\n"
-    "GFLOP/s (2 x MACs / time) and the sgemm GFLOP/s; their ratio is the efficiency.\n"
+    "the weights of a model directory, and the matrix product of the precision in use\n"
+    "alone on the same matrix shapes in the same run (fp32: OpenBLAS sgemm with its own\n"
+    "threading; bf16: oneDNN's bf16 matmul, or ditd's emulated bf16 product on CPUs\n"
+    "without bf16). Reports ms per forward, achieved GFLOP/s (2 x MACs / time) and\n"
+    "that product's GFLOP/s (gemm_gflops; sgemm_gflops is always reported too); their\n"
+    "ratio is the efficiency.\n"
     "\n"
+    CLI_PRECISION_HELP
     CLI_COMMON_HELP;
 
 int cmd_bench(int argc, char **argv)
@@ -151,9 +161,11 @@ int cmd_bench(int argc, char **argv)
         { "batch", required_argument, 0, 'b' }, { "threads", required_argument, 0, 't' },
         { "iterations", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
         { "model", required_argument, 0, 'm' }, { "verbose", no_argument, 0, 'v' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "precision", required_argument, 0, 'R' }, { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
     };
     const char *config = "XL/2", *batches = "1", *model_dir = NULL;
+    enum ditd_precision precision = DITD_PRECISION_AUTO;
     struct ditd_model *model = NULL;
     long long size = 256, threads = cli_default_threads(), iters = 5;
     int json = 0, ch, *batch = NULL, nbatch = 0;
@@ -168,6 +180,7 @@ int cmd_bench(int argc, char **argv)
         case 'i': if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2; break;
         case 't': if (cli_int(optarg, 1, 256, "--threads", &threads)) return 2; break;
         case 'n': if (cli_int(optarg, 1, 1000, "--iterations", &iters)) return 2; break;
+        case 'R': if (cli_precision(optarg, &precision)) return 2; break;
         case 'h': fputs(bench_help, stdout); return 0;
         default: fputs(bench_help, stderr); return 2;
         }
@@ -175,42 +188,45 @@ int cmd_bench(int argc, char **argv)
     if (cli_int_list(batches, 1, 256, "--batch", &batch, &nbatch) != 0)
         return 2;
     if (model_dir) {
-        if (!(model = cli_model(model_dir))) {
+        if (!(model = cli_model(model_dir, precision, 0))) {
             free(batch);
             return 1;
         }
         config = ditd_model_info(model)->name;
         size = ditd_model_info(model)->image_size;
     }
-    if (json)
-        printf("{\"config\": \"%s\", \"image_size\": %lld, \"threads\": %lld, \"blas_core\": \"%s\", "
-               "\"results\": [", config, size, threads, ditd_blas_core());
-    else
-        printf("DiT-%s at %lld px, %lld threads, OpenBLAS kernel %s\n"
-               "batch  ms/forward  ms/image   GFLOP/s  sgemm GFLOP/s  efficiency\n",
-               config, size, threads, ditd_blas_core());
     for (int i = 0; i < nbatch; i++) {
         struct ditd_bench_result r;
         char err[DITD_ERR_LEN];
         int rc = model ? ditd_bench_model(model, batch[i], (int)threads, (int)iters, &r,
                                           err, sizeof(err))
-                       : ditd_bench_forward(config, (int)size, batch[i], (int)threads,
+                       : ditd_bench_forward(config, (int)size, precision, batch[i], (int)threads,
                                             (int)iters, &r, err, sizeof(err));
         if (rc != 0) {
             free(batch);
             ditd_model_free(model);
             return cli_fail("%s", err);
         }
+        if (i == 0 && json)
+            printf("{\"config\": \"%s\", \"image_size\": %lld, \"threads\": %lld, "
+                   "\"blas_core\": \"%s\", \"precision\": \"%s\", \"precision_note\": \"%s\", "
+                   "\"results\": [", config, size, threads, ditd_blas_core(), r.precision,
+                   r.precision_note);
+        else if (i == 0)
+            printf("DiT-%s at %lld px, %lld threads, OpenBLAS kernel %s\n%s\n"
+                   "batch  ms/forward  ms/image   GFLOP/s  %s GFLOP/s  efficiency  sgemm GFLOP/s\n",
+                   config, size, threads, ditd_blas_core(), r.precision_note,
+                   strcmp(r.precision, "bf16") == 0 ? " bf16 gemm" : "     sgemm");
         if (json)
             printf("%s{\"batch\": %d, \"ms_per_forward\": %.2f, \"ms_per_image\": %.2f, "
-                   "\"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"efficiency\": %.3f, "
-                   "\"gemm_fraction\": %.3f}", i ? ", " : "", batch[i], r.ms_per_forward,
-                   r.ms_per_forward / batch[i], r.gflops, r.sgemm_gflops,
-                   r.gflops / r.sgemm_gflops, r.gemm_fraction);
+                   "\"gflops\": %.1f, \"gemm_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
+                   "\"efficiency\": %.3f, \"gemm_fraction\": %.3f}", i ? ", " : "", batch[i],
+                   r.ms_per_forward, r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
+                   r.sgemm_gflops, r.gflops / r.gemm_gflops, r.gemm_fraction);
         else
-            printf("%5d  %10.1f  %8.1f  %8.1f  %13.1f  %9.1f%%\n", batch[i], r.ms_per_forward,
-                   r.ms_per_forward / batch[i], r.gflops, r.sgemm_gflops,
-                   100.0 * r.gflops / r.sgemm_gflops);
+            printf("%5d  %10.1f  %8.1f  %8.1f  %16.1f  %9.1f%%  %13.1f\n", batch[i],
+                   r.ms_per_forward, r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
+                   100.0 * r.gflops / r.gemm_gflops, r.sgemm_gflops);
         fflush(stdout);
     }
     if (json)

@@ -14,19 +14,25 @@
 
 static const char forward_help[] =
     "usage: dit forward --model DIR --x in.npy --t 999,17 --y 3,1000 -o out.npy\n"
+    "                   [--threads T] [--precision P]\n"
     "\n"
     "Runs the DiT on a batch x (N, C, L, L) float32 with original timesteps t (0..999)\n"
     "and class ids y (num_classes = the null class); writes (N, out_channels, L, L).\n"
     "\n"
+    "  --threads T        compute threads (default: all cores)\n"
+    CLI_PRECISION_HELP
     CLI_COMMON_HELP;
 
 static const char decode_help[] =
-    "usage: dit decode --model DIR --latent z.npy -o out.npy|out.png\n"
+    "usage: dit decode --model DIR --latent z.npy -o out.npy|out.png [--threads T]\n"
+    "                  [--precision P]\n"
     "\n"
     "Runs the VAE decoder on latents z (N, C, L, L) float32 as sampled (the tool divides\n"
     "by the scaling factor). .npy output holds the raw decoder output (N, channels, H, W);\n"
     ".png output holds the first image mapped to 8 bits.\n"
     "\n"
+    "  --threads T        compute threads (default: all cores)\n"
+    CLI_PRECISION_HELP
     CLI_COMMON_HELP;
 
 static const char schedule_help[] =
@@ -40,7 +46,9 @@ static const char schedule_help[] =
 
 struct tensor_opts {
     const char *model, *x, *t, *y, *latent, *out, *spacing;
-    long long steps;
+    long long steps, threads;
+    enum ditd_precision precision;
+    int precision_set;
 };
 
 static int parse(int argc, char **argv, const char *help, struct tensor_opts *o)
@@ -50,9 +58,11 @@ static int parse(int argc, char **argv, const char *help, struct tensor_opts *o)
         { "t", required_argument, 0, 't' }, { "y", required_argument, 0, 'y' },
         { "latent", required_argument, 0, 'z' }, { "steps", required_argument, 0, 's' },
         { "spacing", required_argument, 0, 'p' }, { "verbose", no_argument, 0, 'v' },
+        { "threads", required_argument, 0, 'T' }, { "precision", required_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     int ch;
+    o->threads = cli_default_threads();
     while ((ch = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
         switch (ch) {
         case 'm': o->model = optarg; break;
@@ -64,6 +74,11 @@ static int parse(int argc, char **argv, const char *help, struct tensor_opts *o)
         case 'p': o->spacing = optarg; break;
         case 'v': break;   /* read by main() */
         case 's': if (cli_int(optarg, 1, 1000, "--steps", &o->steps)) return -1; break;
+        case 'T': if (cli_int(optarg, 1, 256, "--threads", &o->threads)) return -1; break;
+        case 'R':
+            if (cli_precision(optarg, &o->precision)) return -1;
+            o->precision_set = 1;
+            break;
         case 'h': fputs(help, stdout); return 1;
         default: fputs(help, stderr); return -1;
         }
@@ -114,7 +129,7 @@ int cmd_forward(int argc, char **argv)
     if (!o.x || !o.t || !o.y)
         return cli_fail("--x, --t and --y are required"), 2;
     rc = 1;
-    if (!(m = cli_model(o.model)))
+    if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
     const struct ditd_model_info *i = ditd_model_info(m);
     if (read_latents(o.x, i, &x) != 0 ||
@@ -128,7 +143,7 @@ int cmd_forward(int argc, char **argv)
     }
     const int oc = i->learn_sigma ? 2 * i->latent_channels : i->latent_channels;
     out = malloc(sizeof(float) * (size_t)n * oc * i->latent_size * i->latent_size);
-    if (!out || ditd_worker_new(&w, m, n, cli_default_threads(), err, sizeof(err)) != 0) {
+    if (!out || ditd_worker_new(&w, m, n, (int)o.threads, err, sizeof(err)) != 0) {
         cli_fail("%s", out ? err : "out of memory");
         goto out;
     }
@@ -189,7 +204,7 @@ int cmd_decode(int argc, char **argv)
     if (!o.latent)
         return cli_fail("--latent is required"), 2;
     rc = 1;
-    if (!(m = cli_model(o.model)))
+    if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
     const struct ditd_model_info *i = ditd_model_info(m);
     if (read_latents(o.latent, i, &z) != 0)
@@ -198,7 +213,7 @@ int cmd_decode(int argc, char **argv)
     const int channels = i->image_channels;
     const size_t plane = (size_t)i->image_size * i->image_size;
     out = malloc(sizeof(float) * (size_t)n * channels * plane);
-    if (!out || ditd_worker_new(&w, m, 1, cli_default_threads(), err, sizeof(err)) != 0) {
+    if (!out || ditd_worker_new(&w, m, 1, (int)o.threads, err, sizeof(err)) != 0) {
         cli_fail("%s", out ? err : "out of memory");
         goto out;
     }

@@ -35,7 +35,9 @@ static const char usage[] =
     "environment:\n"
     "  DITD_MODEL   default model directory\n"
     "  DITD_BLAS    OpenBLAS kernel policy: auto (default: switch to the best kernel\n"
-    "               this CPU supports), keep, or a kernel name such as SkylakeX\n";
+    "               this CPU supports), keep, or a kernel name such as SkylakeX\n"
+    "  DITD_ISA     use at most this vector ISA, to act as an older CPU: avx2, avx512,\n"
+    "               avx512_bf16, ... (e.g. DITD_ISA=avx2: no native bf16)\n";
 
 int cli_verbose;
 
@@ -110,7 +112,16 @@ int cli_int_list(const char *text, long long lo, long long hi, const char *what,
     return 0;
 }
 
-struct ditd_model *cli_model(const char *dir)
+int cli_precision(const char *text, enum ditd_precision *out)
+{
+    if (ditd_precision_parse(text, out) != 0) {
+        cli_fail("--precision must be auto, fp32 or bf16, got \"%s\"", text);
+        return -1;
+    }
+    return 0;
+}
+
+struct ditd_model *cli_model(const char *dir, enum ditd_precision precision, int announce)
 {
     char path[4096], err[DITD_ERR_LEN];
     struct ditd_model *m;
@@ -123,13 +134,15 @@ struct ditd_model *cli_model(const char *dir)
         }
         dir = path;
     }
-    if (ditd_model_load(&m, dir, err, sizeof(err)) != 0) {
+    if (ditd_model_load_precision(&m, dir, precision, err, sizeof(err)) != 0) {
         cli_fail("cannot load model %s: %s", dir, err);
         return NULL;
     }
     if (cli_verbose)
         fprintf(stderr, "dit: model %s (id %s) from %s\n", ditd_model_info(m)->name,
                 ditd_model_info(m)->id, dir);
+    if (announce || cli_verbose)
+        fprintf(stderr, "dit: %s\n", ditd_model_info(m)->precision_note);
     return m;
 }
 

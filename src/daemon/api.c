@@ -239,10 +239,10 @@ struct job *api_submit(struct server *s, struct http_req *r, enum job_kind kind,
     ditd_sampler_parse(s->cfg.default_sampler, &lim.default_sampler);
     lim.default_sampler_name = ditd_sampler_name(lim.default_sampler);
     rc = request_parse(&req, body, len, &lim, field, sizeof(field), err, sizeof(err));
-    if (rc == 0 && request_rows(&req) > s->cfg.max_batch) {
+    if (rc == 0 && request_rows(&req) > s->max_batch) {
         snprintf(field, sizeof(field), "cfg");
         snprintf(err, sizeof(err), "cfg %g needs 2 rows per step but max_batch is %d; "
-                 "use cfg <= 1 or raise max_batch", req.cfg, s->cfg.max_batch);
+                 "use cfg <= 1 or raise max_batch", req.cfg, s->max_batch);
         rc = -EINVAL;
     }
     if (rc == 0) {
@@ -564,7 +564,7 @@ static json_t *info_json(struct server *s)
     return json_pack("{s:{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:i,s:i,s:i,s:i,s:b,s:I,s:f,s:I,s:f,s:I,s:s}"
                      ",s:{s:i,s:f,s:s,s:s,s:f},s:[sss],s:[ss]"
                      ",s:{s:i,s:i,s:f,s:i,s:i,s:i,s:i,s:i}"
-                     ",s:{s:i,s:i,s:s,s:f,s:s,s:s},s:{s:s}}",
+                     ",s:{s:i,s:i,s:s,s:f,s:s,s:s,s:s},s:{s:s}}",
         "model", "name", mi->name, "id", mi->id, "path", mi->path, "image_size", mi->image_size,
         "latent_size", mi->latent_size, "latent_channels", mi->latent_channels,
         "num_classes", mi->num_classes, "null_class", mi->num_classes,
@@ -579,10 +579,11 @@ static json_t *info_json(struct server *s)
         "samplers", "ddpm", "ddim", "dpm++2m", "spacings", "uniform", "ddim",
         "limits", "max_images", s->cfg.max_images, "max_steps", s->cfg.max_steps,
         "max_cfg", s->cfg.max_cfg, "max_queue", s->cfg.max_queue,
-        "max_batch_rows", s->cfg.max_batch, "max_body", s->cfg.max_body,
+        "max_batch_rows", s->max_batch, "max_body", s->cfg.max_body,
         "request_timeout_s", s->cfg.request_timeout, "job_ttl_s", s->cfg.job_ttl,
         "compute", "workers", s->workers, "threads", s->threads, "blas", ditd_blas_core(),
         "gmacs_per_step_guided", 2 * mi->dit_gmacs, "precision", mi->precision, "isa", mi->isa,
+        "precision_note", mi->precision_note,
         "build", "version", DITD_VERSION);
 }
 

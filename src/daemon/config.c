@@ -62,7 +62,8 @@ static const struct opt opts[] = {
     O_STR("model", model, false, 'm', "", "model directory (empty = $DITD_MODEL or the bundled model)"),
     O_INT("compute", workers, 0, 256, false, 'w', "0", "worker threads (0 = 1)"),
     O_INT("compute", threads, 0, 1024, false, 't', "0", "compute threads per worker (0 = the cores divided among the workers)"),
-    O_INT("compute", max_batch, 1, 4096, false, 'b', "16", "DiT rows per forward pass; an image with guidance takes 2"),
+    O_INT("compute", max_batch, 0, 4096, false, 'b', "0", "DiT rows per forward pass; an image with guidance takes 2 (0 = chosen for the precision: 16 rows, 32 with native bf16)"),
+    O_STR("compute", precision, false, 0, "auto", "arithmetic of the DiT: auto (bf16 where the CPU has AVX512-BF16/AMX, else fp32), fp32 or bf16 (emulated, not faster, elsewhere)"),
     O_INT("queue", max_queue, 0, 1000000, true, 'q', "64", "jobs waiting to start before new ones get 429"),
     O_INT("queue", request_timeout, 0, 86400, true, 0, "600", "seconds a job may take from arrival to done (504 after; 0 = none)"),
     O_INT("queue", job_ttl, 1, 604800, true, 0, "600", "seconds a finished /jobs result is kept (410 after)"),
@@ -409,6 +410,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         strcasecmp(c->default_sampler, "dpm++2m")) {
         set_err(err, errlen, "default_sampler: '%s' is not one of ddpm, ddim, dpm++2m",
                 c->default_sampler);
+        return -EINVAL;
+    }
+    if (strcasecmp(c->precision, "auto") && strcasecmp(c->precision, "fp32") &&
+        strcasecmp(c->precision, "bf16")) {
+        set_err(err, errlen, "precision: '%s' is not one of auto, fp32, bf16", c->precision);
         return -EINVAL;
     }
     if (!strchr(c->listen, ':')) {

@@ -32,7 +32,9 @@ struct config {
     /* [compute] */
     int workers;                /* worker threads, 0 = auto */
     int threads;                /* BLAS threads per worker, 0 = auto */
-    int max_batch;              /* DiT rows per forward (guidance rows count) */
+    int max_batch;              /* DiT rows per forward (guidance rows count), 0 = chosen
+                                 * for the precision (ditd_model_info.default_rows) */
+    char precision[16];         /* auto, fp32 or bf16 */
     /* [queue] */
     int max_queue;              /* jobs waiting to start before 429 */
     int request_timeout;        /* s from arrival to done before 504, 0 = off */

@@ -245,12 +245,17 @@ int metrics_render(struct buf *b)
     family(b, "ditd_build_info", "gauge", "Build of the daemon (value 1).");
     buf_printf(b, "ditd_build_info{version=\"%s\",blas=\"", DITD_VERSION);
     label_escaped(b, metrics.blas_core);
+    buf_puts(b, "\",precision=\"");
+    label_escaped(b, metrics.precision);
+    buf_puts(b, "\",isa=\"");
+    label_escaped(b, metrics.isa);
     buf_puts(b, "\"} 1\n");
     family(b, "ditd_model_info", "gauge", "Model being served (value 1).");
     buf_puts(b, "ditd_model_info{model=\"");
     label_escaped(b, metrics.model_name);
-    buf_printf(b, "\",image_size=\"%d\",num_classes=\"%d\",dtype=\"f32\"} 1\n",
-               metrics.image_size, metrics.num_classes);
+    buf_printf(b, "\",image_size=\"%d\",num_classes=\"%d\",dtype=\"%s\"} 1\n",
+               metrics.image_size, metrics.num_classes,
+               strcmp(metrics.precision, "bf16") == 0 ? "bf16" : "f32");
     gauge(b, "ditd_ready", "1 when the daemon accepts generation requests.", (double)ldg(&metrics.ready));
     gauge(b, "ditd_draining", "1 while a SIGTERM drain is in progress.", (double)ldg(&metrics.draining));
 

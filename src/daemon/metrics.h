@@ -104,6 +104,8 @@ struct metrics {
     int image_size;
     int num_classes;
     char blas_core[64];
+    char precision[8];          /* "fp32", "bf16"; "" until the model has loaded */
+    char isa[16];               /* ditd_model_info.isa; "" until then */
     double start_time;               /* unix seconds */
 };
 

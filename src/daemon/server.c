@@ -35,7 +35,11 @@ static void load_work(uv_work_t *req)
     struct server *s = req->data;
     int64_t t0 = job_now_ns();
 
-    s->load_rc = ditd_model_load(&s->model, s->model_dir, s->load_err, sizeof(s->load_err));
+    enum ditd_precision precision = DITD_PRECISION_AUTO;
+
+    (void)ditd_precision_parse(s->cfg.precision, &precision); /* checked by config_validate */
+    s->load_rc = ditd_model_load_precision(&s->model, s->model_dir, precision, s->load_err,
+                                           sizeof(s->load_err));
     s->load_ns = job_now_ns() - t0;
 }
 
@@ -54,11 +58,14 @@ static void load_done(uv_work_t *req, int status)
         return;
     }
     s->info = ditd_model_info(s->model);
+    s->max_batch = s->cfg.max_batch > 0 ? s->cfg.max_batch : s->info->default_rows;
+    log_msg(LOG_LEVEL_INFO, "%s; %d rows per forward%s", s->info->precision_note, s->max_batch,
+            s->cfg.max_batch > 0 ? " (max_batch)" : " (chosen for the precision)");
     if (s->state != SERVER_LOADING) {   /* SIGTERM arrived while loading */
         finish(s);
         return;
     }
-    rc = sched_init(&s->sched, s->model, s->cfg.max_batch, s->cfg.max_queue, pool_notify, &s->pool);
+    rc = sched_init(&s->sched, s->model, s->max_batch, s->cfg.max_queue, pool_notify, &s->pool);
     if (rc == 0) {
         const char *delay = getenv("DITD_TEST_STEP_DELAY_MS");
         const char *fault = getenv("DITD_TEST_FAIL_SEED");
@@ -76,7 +83,7 @@ static void load_done(uv_work_t *req, int status)
             log_msg(LOG_LEVEL_WARN, "DITD_TEST_FAIL_SEED=%lld: steps of that seed fail (tests only)",
                     (long long)s->sched.fail_seed);
         }
-        rc = pool_start(&s->pool, &s->sched, s->model, s->workers, s->cfg.max_batch, s->threads,
+        rc = pool_start(&s->pool, &s->sched, s->model, s->workers, s->max_batch, s->threads,
                         err, sizeof(err));
         if (rc < 0)
             log_msg(LOG_LEVEL_ERROR, "cannot start the workers: %s", err);
@@ -93,13 +100,15 @@ static void load_done(uv_work_t *req, int status)
     metrics.num_classes = s->info->num_classes;
     metrics.weight_bytes = s->info->weight_bytes;
     metrics.model_load_seconds = (double)s->load_ns / 1e9;
-    metrics_gauge_set(&metrics.max_batch_rows, s->cfg.max_batch);
+    metrics_gauge_set(&metrics.max_batch_rows, s->max_batch);
+    snprintf(metrics.precision, sizeof(metrics.precision), "%s", s->info->precision);
+    snprintf(metrics.isa, sizeof(metrics.isa), "%s", s->info->isa);
     metrics_gauge_set(&metrics.ready, 1);
     s->state = SERVER_READY;
     log_msg(LOG_LEVEL_INFO, "model %s (id %s) loaded in %.2f s: %dx%d px, %d classes, %.2f GMACs per image-step; "
             "%d worker(s) x %d thread(s), %d rows per forward; ready",
             s->info->name, s->info->id, (double)s->load_ns / 1e9, s->info->image_size, s->info->image_size,
-            s->info->num_classes, s->info->dit_gmacs, s->workers, s->threads, s->cfg.max_batch);
+            s->info->num_classes, s->info->dit_gmacs, s->workers, s->threads, s->max_batch);
     notify_sendf("READY=1\nSTATUS=serving %s on port %d", s->info->name, s->port);
 }
 

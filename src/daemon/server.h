@@ -45,6 +45,8 @@ struct server {
     int port;
     int workers;
     int threads;
+    int max_batch;                  /* rows per forward: cfg.max_batch, or the model's
+                                     * default for its precision when that is 0 */
 
     /* api.c */
     struct job *jobs;               /* every job, newest first (api_jobs.c) */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "blas.h"
+#include "isa.h"
 #include "model.h"
 #include "ops.h"
 #include "team.h"
@@ -117,14 +118,74 @@ static double time_gemms(const struct dit_config *c, int rows, int threads,
     return ms;
 }
 
-void dit_weights_free(float *mem, struct dit_weights *w)
+void dit_weights_free(void *mem, struct dit_weights *w)
 {
     free(mem);
     free(w->blocks);
     w->blocks = NULL;
 }
 
-/* Time forwards of (c, w) against sgemm on the same shapes. */
+struct bf16_copy {
+    uint16_t *next;   /* where the next layer's bf16 weights go */
+    size_t total;     /* elements, when only counting */
+};
+
+static int count_linear(void *arg, struct linear *l)
+{
+    ((struct bf16_copy *)arg)->total += (size_t)l->in * l->out;
+    return 0;
+}
+
+static int copy_linear(void *arg, struct linear *l)
+{
+    struct bf16_copy *b = arg;
+    ops_bf16_from_f32(b->next, l->w, (size_t)l->in * l->out);
+    l->w16 = b->next;
+    l->w = NULL;
+    b->next += (size_t)l->in * l->out;
+    return 0;
+}
+
+void *dit_weights_bf16(const struct dit_config *c, const struct dit_weights *src,
+                       struct dit_weights *dst)
+{
+    struct bf16_copy b = { 0 };
+    *dst = *src;
+    dst->blocks = malloc(sizeof(*dst->blocks) * (size_t)c->depth);
+    if (!dst->blocks)
+        return NULL;
+    memcpy(dst->blocks, src->blocks, sizeof(*dst->blocks) * (size_t)c->depth);
+    dit_weights_each(dst, c->depth, count_linear, &b);
+    uint16_t *mem = malloc(sizeof(uint16_t) * (b.total ? b.total : 1));
+    if (!mem) {
+        free(dst->blocks);
+        dst->blocks = NULL;
+        return NULL;
+    }
+    b.next = mem;
+    dit_weights_each(dst, c->depth, copy_linear, &b);
+    return mem;
+}
+
+/* The block GEMMs of one forward through the bf16 product the forward
+ * uses (the portable one: staged operands, sgemm tiles over the team), on
+ * the whole batch's rows at once. */
+static double time_gemms_bf16(const struct dit_config *c, int rows, const struct ops_ctx *ops,
+                              float *a, const uint16_t *b16, float *out)
+{
+    const int M = rows * c->seq, D = c->hidden, F = c->mlp_hidden;
+    const int shapes[4][2] = { { 3 * D, D }, { D, D }, { F, D }, { D, F } }; /* N, K */
+    double t0 = now_ms();
+    for (int l = 0; l < c->depth; l++)
+        for (int s = 0; s < 4; s++) {
+            const struct linear lin = { .w16 = b16, .in = shapes[s][1], .out = shapes[s][0] };
+            ops_linear_tokens(ops, out, shapes[s][0], a, shapes[s][1], &lin, 1, M);
+        }
+    return now_ms() - t0;
+}
+
+/* Time forwards of (c, w) against sgemm on the same shapes, and against
+ * the product of the precision in use when that is not sgemm. */
 static int bench_run(const struct dit_config *c, const struct dit_weights *w, int batch,
                      int threads, int iterations, struct ditd_bench_result *out,
                      char *err, size_t errlen)
@@ -133,7 +194,8 @@ static int bench_run(const struct dit_config *c, const struct dit_weights *w, in
     struct team *team = NULL;
     float *x = NULL, *y_out = NULL, *ga = NULL, *gb = NULL, *gc = NULL;
     int *t = NULL, *y = NULL, rc = DITD_ENOMEM;
-    double *fwd_ms = NULL, *gemm_ms = NULL;
+    double *fwd_ms = NULL, *gemm_ms = NULL, *bf16_ms = NULL;
+    uint16_t *gb16 = NULL;
 
     if (batch < 1 || batch > 256 || threads < 1 || iterations < 1) {
         snprintf(err, errlen, "batch must be 1..256, threads and iterations positive");
@@ -150,7 +212,9 @@ static int bench_run(const struct dit_config *c, const struct dit_weights *w, in
     gc = malloc(sizeof(float) * M * F);
     fwd_ms = malloc(sizeof(double) * iterations);
     gemm_ms = malloc(sizeof(double) * iterations);
-    if (!x || !y_out || !t || !y || !ga || !gb || !gc || !fwd_ms || !gemm_ms ||
+    bf16_ms = malloc(sizeof(double) * iterations);
+    gb16 = malloc(sizeof(uint16_t) * F * D);
+    if (!x || !y_out || !t || !y || !ga || !gb || !gc || !fwd_ms || !gemm_ms || !bf16_ms || !gb16 ||
         team_new(&team, threads) != 0 || dit_state_init(&s, c, batch, threads) != 0) {
         snprintf(err, errlen, "out of memory for the benchmark");
         goto out;
@@ -159,6 +223,7 @@ static int bench_run(const struct dit_config *c, const struct dit_weights *w, in
     fill_random(x, lat * batch, &st);
     fill_random(ga, M * F, &st);
     fill_random(gb, F * D, &st);
+    ops_bf16_from_f32(gb16, gb, F * D);
     for (int i = 0; i < batch; i++) {
         t[i] = (i * 997 + 13) % 1000;
         y[i] = (i * 37) % (c->num_classes + 1);
@@ -176,6 +241,13 @@ static int bench_run(const struct dit_config *c, const struct dit_weights *w, in
         dit_forward(c, w, &s, &ops, x, t, y, batch, y_out);
         fwd_ms[i] = now_ms() - t0;
     }
+    if (c->bf16) {
+        const struct ops_ctx bops = { .team = team, .bf16 = 1, .stage = s.stage,
+                                      .stage_floats = s.stage_floats };
+        time_gemms_bf16(c, batch, &bops, ga, gb16, gc);
+        for (int i = 0; i < iterations; i++)
+            bf16_ms[i] = time_gemms_bf16(c, batch, &bops, ga, gb16, gc);
+    }
     time_gemms(c, batch, threads, ga, gb, gc);
     for (int i = 0; i < iterations; i++)
         gemm_ms[i] = time_gemms(c, batch, threads, ga, gb, gc);
@@ -188,7 +260,10 @@ static int bench_run(const struct dit_config *c, const struct dit_weights *w, in
     out->ms_per_forward = median(fwd_ms, iterations);
     out->gflops = 2.0 * macs * batch / (out->ms_per_forward * 1e6);
     out->sgemm_gflops = 2.0 * gemm_macs / (median(gemm_ms, iterations) * 1e6);
+    out->gemm_gflops = !c->bf16 ? out->sgemm_gflops :
+                       2.0 * gemm_macs / (median(bf16_ms, iterations) * 1e6);
     out->gemm_fraction = gemm_macs / (macs * batch);
+    out->precision = c->bf16 ? "bf16" : "fp32";
     rc = 0;
 
 out:
@@ -203,23 +278,35 @@ out:
     free(gc);
     free(fwd_ms);
     free(gemm_ms);
+    free(bf16_ms);
+    free(gb16);
     return rc;
 }
 
-int ditd_bench_forward(const char *config, int image_size, int batch, int threads,
-                       int iterations, struct ditd_bench_result *out, char *err, size_t errlen)
+int ditd_bench_forward(const char *config, int image_size, enum ditd_precision precision,
+                       int batch, int threads, int iterations, struct ditd_bench_result *out,
+                       char *err, size_t errlen)
 {
     struct dit_config c;
-    struct dit_weights w = { 0 };
-    int rc = model_arch_config(config, image_size, 1000, &c, err, errlen);
+    struct dit_weights w = { 0 }, w16;
+    void *mem16 = NULL;
+    int rc = model_arch_config(config, image_size, 1000, &c, err, errlen), native;
     if (rc)
         return rc;
+    isa_choose_precision(precision, c.transposed, &c.bf16, &native, out->precision_note,
+                         sizeof(out->precision_note));
     float *weights = dit_weights_random(&c, &w, 0x9e3779b97f4a7c15ULL);
+    if (weights && c.bf16 && !(mem16 = dit_weights_bf16(&c, &w, &w16))) {
+        dit_weights_free(weights, &w);
+        weights = NULL;
+    }
     if (!weights) {
         snprintf(err, errlen, "out of memory for %s weights", config);
         return DITD_ENOMEM;
     }
-    rc = bench_run(&c, &w, batch, threads, iterations, out, err, errlen);
+    rc = bench_run(&c, c.bf16 ? &w16 : &w, batch, threads, iterations, out, err, errlen);
+    if (mem16)
+        dit_weights_free(mem16, &w16);
     dit_weights_free(weights, &w);
     return rc;
 }
@@ -227,5 +314,6 @@ int ditd_bench_forward(const char *config, int image_size, int batch, int thread
 int ditd_bench_model(const struct ditd_model *m, int batch, int threads, int iterations,
                      struct ditd_bench_result *out, char *err, size_t errlen)
 {
+    snprintf(out->precision_note, sizeof(out->precision_note), "%s", m->precision_note);
     return bench_run(&m->dit, &m->dw, batch, threads, iterations, out, err, errlen);
 }

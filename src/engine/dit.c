@@ -72,6 +72,15 @@ int dit_state_init(struct dit_state *s, const struct dit_config *cfg, int max_ro
     size_t big = S * (size_t)cfg->mlp_hidden;
     if (big < T * pp * (size_t)cfg->out_channels)
         big = T * pp * (size_t)cfg->out_channels;
+    /* bf16 staging: the widest input the panel kernel rounds (only models
+     * with panels use it), conditioning products of up to 2 rows per row
+     * (cross-attention's condition tokens), attention over the sequence. */
+    const int in_patch = cfg->in_channels * cfg->patch * cfg->patch;
+    int max_k = cfg->mlp_hidden > in_patch ? cfg->mlp_hidden : in_patch;
+    const int small_k = cfg->hidden > DIT_FREQ_DIM ? cfg->hidden : DIT_FREQ_DIM;
+    const size_t stage = !cfg->bf16 ? 0 :
+        ops_bf16_stage_floats(cfg->transposed ? max_k : 0, 2 * max_rows, small_k,
+                              cfg->seq, cfg->seq, cfg->head_dim);
     const size_t sizes[] = {
         R * S * D,                        /* x */
         R * S * D,                        /* h */
@@ -84,10 +93,11 @@ int dit_state_init(struct dit_state *s, const struct dit_config *cfg, int max_ro
         R * 2 * D,                        /* cond */
         R * 4 * D,                        /* kv */
         (size_t)threads * ops_attention_scratch((int)S, (int)S),
+        (size_t)threads * stage,
     };
     float **slots[] = {
         &s->x, &s->h, &s->big, &s->att, &s->patches, &s->tfreq, &s->temb, &s->c,
-        &s->silu_c, &s->mod, &s->cond, &s->kv, &s->scratch,
+        &s->silu_c, &s->mod, &s->cond, &s->kv, &s->scratch, &s->stage,
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
@@ -102,6 +112,7 @@ int dit_state_init(struct dit_state *s, const struct dit_config *cfg, int max_ro
         p += (sizes[i] + 15) & ~(size_t)15;
     }
     s->scratch_floats = ops_attention_scratch((int)S, (int)S);
+    s->stage_floats = stage;
     s->max_rows = max_rows;
     return 0;
 }
@@ -274,11 +285,20 @@ static void block_prenorm(const struct dit_config *cfg, const struct dit_block_w
 }
 
 void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
-                 struct dit_state *s, const struct ops_ctx *c,
+                 struct dit_state *s, const struct ops_ctx *ctx,
                  const float *x, const int *t, const int *y, int n, float *out)
 {
     const int D = cfg->hidden, T = cfg->tokens, S = cfg->seq;
     const int lead = S - T; /* condition tokens in front (in-context only) */
+    struct ops_ctx bf16_ctx = *ctx;
+    const struct ops_ctx *c = ctx;
+
+    if (cfg->bf16) {
+        bf16_ctx.bf16 = 1;
+        bf16_ctx.stage = s->stage;
+        bf16_ctx.stage_floats = s->stage_floats;
+        c = &bf16_ctx;
+    }
 
     embed_condition(cfg, w, s, c, t, y, n);
 
@@ -320,6 +340,25 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
     ops_layernorm_modulate(c, s->h, s->x, s->mod, s->mod + D, 2 * D, n, T, D, 1e-6f);
     ops_linear_tokens(c, s->big, w->final.out, s->h, D, &w->final, n, T);
     unpatchify(out, s->big, n, cfg);
+}
+
+int dit_weights_each(struct dit_weights *w, int depth,
+                     int (*fn)(void *arg, struct linear *l), void *arg)
+{
+    struct linear *top[] = { &w->patch, &w->final, &w->final_ada, &w->t1, &w->t2 };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]) && !rc; i++)
+        if (top[i]->w || top[i]->w16 || top[i]->dnn)
+            rc = fn(arg, top[i]);
+    for (int l = 0; l < depth && !rc; l++) {
+        struct dit_block_weights *k = &w->blocks[l];
+        struct linear *layers[] = { &k->ada, &k->qkv, &k->proj, &k->fc1, &k->fc2,
+                                    &k->xq, &k->xkv, &k->xproj };
+        for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]) && !rc; i++)
+            if (layers[i]->w || layers[i]->w16 || layers[i]->dnn)
+                rc = fn(arg, layers[i]);
+    }
+    return rc;
 }
 
 void dit_count(const struct dit_config *cfg, int64_t *params, double *macs)

@@ -31,6 +31,7 @@ struct dit_config {
     float t_divisor;       /* 128 original, 127 diffusers */
     float mlp_norm_eps;    /* eps of the pre-MLP LayerNorm */
     int transposed;        /* token layers hold (in, out) weights for ops_linear_t */
+    int bf16;              /* dense products in bf16: weights in their w16 or dnn form */
 };
 
 /* Below, "a -> b" is a linear layer from a to b features. Token layers
@@ -76,6 +77,8 @@ struct dit_state {
     float *kv;       /* (rows, 2, 2D) cross-attention keys|values */
     float *scratch;  /* (threads, seq * seq) attention scores */
     size_t scratch_floats;
+    float *stage;    /* bf16: (threads, stage_floats) operands of the products */
+    size_t stage_floats;
     float *mem;
 };
 
@@ -92,13 +95,24 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
                  struct dit_state *s, const struct ops_ctx *c,
                  const float *x, const int *t, const int *y, int n, float *out);
 
+/* fn(arg, l) for every linear layer of w that holds weights, in a fixed
+ * order; stops at and returns the first non-zero result. */
+int dit_weights_each(struct dit_weights *w, int depth,
+                     int (*fn)(void *arg, struct linear *l), void *arg);
+
 /* Sin-cos position embedding (T, D) of the reference, computed in double. */
 void dit_pos_embed(float *out, int grid, int D);
 
 /* Random small weights for an adaLN-Zero config in one block of memory
  * (benchmarks, tests); returns the block, NULL when out of memory. */
 float *dit_weights_random(const struct dit_config *c, struct dit_weights *w, uint64_t seed);
-void dit_weights_free(float *mem, struct dit_weights *w);
+void dit_weights_free(void *mem, struct dit_weights *w);
+/* dst = src with every linear layer's weights converted to bf16 (w16, in
+ * the same layout); the rest is shared with src. Returns the block that
+ * holds the bf16 weights (free with dit_weights_free(block, dst)), NULL when
+ * out of memory. */
+void *dit_weights_bf16(const struct dit_config *c, const struct dit_weights *src,
+                       struct dit_weights *dst);
 
 /* Parameters (embedders once, position embedding included) and
  * multiply-accumulates per image per forward. */

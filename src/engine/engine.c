@@ -80,6 +80,28 @@ const char *ditd_sampler_name(enum ditd_sampler s)
     return "?";
 }
 
+int ditd_precision_parse(const char *name, enum ditd_precision *out)
+{
+    static const char *const names[] = { "auto", "fp32", "bf16" };
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(name, names[i]) == 0) {
+            *out = (enum ditd_precision)i;
+            return 0;
+        }
+    }
+    return DITD_EINVAL;
+}
+
+const char *ditd_precision_name(enum ditd_precision p)
+{
+    switch (p) {
+    case DITD_PRECISION_AUTO: return "auto";
+    case DITD_PRECISION_FP32: return "fp32";
+    case DITD_PRECISION_BF16: return "bf16";
+    }
+    return "?";
+}
+
 int ditd_params_check(const struct ditd_model *m, const struct ditd_params *p,
                       char *err, size_t errlen)
 {

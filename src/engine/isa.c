@@ -5,10 +5,14 @@
  * wider registers on a context switch, which it says in XCR0 (read with
  * xgetbv). The AVX-512 and AMX levels therefore need both the cpuid bits and
  * the matching XCR0 state bits. The result is computed once per process.
+ * Also the choice of precision that follows from the ISA and the build.
  */
 #include "isa.h"
 
+#include "onednn.h"
+
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -113,4 +117,52 @@ enum isa_level isa_level(void)
 {
     pthread_once(&once, init);
     return in_use;
+}
+
+/* The DITD_ISA cap as a clause for the notes, "" when it changes nothing. */
+static void cap_clause(char *out, size_t len)
+{
+    const char *cap = getenv("DITD_ISA");
+    out[0] = '\0';
+    if (!cap || !cap[0])
+        return;
+    if (isa_parse(cap) < 0)
+        snprintf(out, len, "; DITD_ISA=%s is not an ISA name and was ignored", cap);
+    else if (isa_level() != isa_detected())
+        snprintf(out, len, "; DITD_ISA=%s hides this CPU's %s", cap, isa_name(isa_detected()));
+}
+
+void isa_choose_precision(enum ditd_precision want, int panels, int *bf16, int *native,
+                          char *note, size_t len)
+{
+    const enum isa_level l = isa_level();
+    const char *isa = isa_name(l), *name = ditd_precision_name(want);
+    char cap[128];
+    const int dnn = onednn_version() != NULL;
+    /* Both views of the CPU must agree: ours (with the DITD_ISA cap) and
+     * oneDNN's (with its ONEDNN_MAX_CPU_ISA cap). */
+    const int fast = isa_has_bf16(l) && onednn_native_bf16() && !panels;
+
+    cap_clause(cap, sizeof(cap));
+    *bf16 = want == DITD_PRECISION_BF16 || (want == DITD_PRECISION_AUTO && fast);
+    *native = *bf16 && fast;
+    if (*native)
+        snprintf(note, len, "precision %s: bf16 (%s, through oneDNN)%s", name, isa, cap);
+    else if (want == DITD_PRECISION_FP32)
+        snprintf(note, len, "precision fp32 (as asked; this CPU: %s)%s", isa, cap);
+    else if (*bf16)
+        snprintf(note, len, "precision bf16: emulated on %s (%s): bf16 numerics at float32 "
+                 "speed, not faster%s", isa,
+                 !isa_has_bf16(l) ? "no AVX512-BF16/AMX on this CPU" :
+                 !dnn ? "this build has no oneDNN" :
+                 "this model's few tokens per image run on ditd's own kernel", cap);
+    else if (!isa_has_bf16(l))
+        snprintf(note, len, "precision auto: fp32 (this CPU has no AVX512-BF16/AMX; best ISA "
+                 "%s)%s", isa, cap);
+    else if (!dnn)
+        snprintf(note, len, "precision auto: fp32 (this CPU has %s, but ditd was built without "
+                 "oneDNN: bf16 would be emulated, not faster)%s", isa, cap);
+    else
+        snprintf(note, len, "precision auto: fp32 (this model's few tokens per image run on "
+                 "ditd's own float32 kernel; bf16 would not be faster)%s", cap);
 }

@@ -3,6 +3,9 @@
  * us run, detected once at run time (cpuid + xgetbv), and the precision
  * choice that follows from it.
  */
+#include <stddef.h>
+
+#include "ditd.h"
 #ifndef DITD_ISA_H
 #define DITD_ISA_H
 
@@ -28,5 +31,14 @@ const char *isa_name(enum isa_level l);
 int isa_parse(const char *s);
 /* Native bf16 arithmetic: AVX512-BF16 or AMX-BF16. */
 int isa_has_bf16(enum isa_level l);
+
+/* The precision to run when `want` is asked for, on this CPU (after the
+ * DITD_ISA cap) and this build: *bf16 set for bf16 products, *native when
+ * they go to oneDNN's bf16 matmul (ops_dnn.c) rather than the portable
+ * emulation. `panels`: the model's token layers use ditd's panel kernel
+ * (few tokens per image), which has no native bf16 form. note receives one
+ * line for the log saying what was chosen and why. */
+void isa_choose_precision(enum ditd_precision want, int panels, int *bf16, int *native,
+                          char *note, size_t len);
 
 #endif /* DITD_ISA_H */

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,8 +358,13 @@ static void fill_info(struct ditd_model *m)
     vae_count(&m->vae, d->input_size, &i->vae_params, &i->vae_gmacs);
     i->vae_gmacs /= 1e9;
     i->weight_bytes = 4 * (i->dit_params + i->vae_params);
-    i->precision = "fp32";
+    i->precision = m->precision == DITD_PRECISION_BF16 ? "bf16" : "fp32";
     i->isa = isa_name(isa_level());
+    i->precision_note = m->precision_note;
+    /* Native bf16 products run several times faster than float32 ones, so
+     * twice the rows still make a forward shorter than 16 float32 rows,
+     * and twice as many images can share the steps (docs/operations.md). */
+    i->default_rows = m->native_bf16 ? 32 : 16;
 }
 
 static int detect_layout(struct ditd_model *m, const struct st_file *f, char *err, size_t errlen)
@@ -398,6 +404,12 @@ static int open_weights(struct st_file *f, const char *dir, const char *file, ch
 
 int ditd_model_load(struct ditd_model **out, const char *dir, char *err, size_t errlen)
 {
+    return ditd_model_load_precision(out, dir, DITD_PRECISION_AUTO, err, errlen);
+}
+
+int ditd_model_load_precision(struct ditd_model **out, const char *dir,
+                              enum ditd_precision precision, char *err, size_t errlen)
+{
     struct ditd_model *m = calloc(1, sizeof(*m));
     json_t *tj = NULL, *vj = NULL, *ij = NULL;
     int rc = DITD_ENOMEM, found_rgb = 0;
@@ -433,6 +445,11 @@ int ditd_model_load(struct ditd_model **out, const char *dir, char *err, size_t 
         rc = DITD_EINVAL;
         goto fail;
     }
+    int bf16;
+    isa_choose_precision(precision, m->dit.transposed, &bf16, &m->native_bf16,
+                         m->precision_note, sizeof(m->precision_note));
+    m->precision = bf16 ? DITD_PRECISION_BF16 : DITD_PRECISION_FP32;
+    m->dit.bf16 = bf16;
     if ((rc = model_bind_dit(m, &m->dit_file, err, errlen)) ||
         (rc = open_weights(&m->vae_file, dir, "vae/diffusion_pytorch_model.safetensors", err, errlen)) ||
         (rc = model_bind_vae(m, &m->vae_file, err, errlen)))
@@ -442,6 +459,9 @@ int ditd_model_load(struct ditd_model **out, const char *dir, char *err, size_t 
     fill_info(m);
     if ((rc = preview_init(m, found_rgb, err, errlen)))
         goto fail;
+    /* Converting weights frees float32 copies in the middle of the heap;
+     * give their pages back so resident memory is the weights in use. */
+    malloc_trim(0);
 
     json_decref(tj);
     json_decref(vj);

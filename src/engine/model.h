@@ -32,6 +32,9 @@ struct ditd_model {
     float rgb_factors[MODEL_MAX_LATENT_CHANNELS * 3]; /* (C, 3) latent -> RGB preview */
     float rgb_bias[3];
     bool preview_decode;     /* DITD_PREVIEW_AUTO decodes (else the projection) */
+    enum ditd_precision precision; /* as resolved: FP32 or BF16 (the DiT's products) */
+    int native_bf16;         /* bf16 products through oneDNN (ops_dnn.c) */
+    char precision_note[192];
 };
 
 /* Keep a heap block until the model is freed; frees p and fails when the

@@ -10,25 +10,42 @@
 #define DITD_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct team;
 
 /* A linear layer y = x . W^T + b. W is stored (out, in) as PyTorch keeps it,
  * or, when `transposed`, in column panels of (in, 48) (the layout
  * ops_linear_tokens' own kernel reads, made at load for models with few
- * tokens per image). */
+ * tokens per image). In bf16 the weights are held in exactly one form:
+ * w16, the same layouts in bf16 (ops_bf16.c widens them to f32 on the way
+ * to the kernel: the portable path), or dnn, packed by oneDNN for its bf16
+ * matmul (the native path, ops_dnn.c); w is NULL then. */
+struct dnn_linear;
 struct linear {
     const float *w;     /* (out, in), or packed by ops_linear_t_pack when transposed */
-    const float *b;     /* (out) or NULL */
+    const uint16_t *w16;           /* bf16 form of w, or NULL */
+    const struct dnn_linear *dnn;  /* oneDNN bf16 form, or NULL */
+    const float *b;     /* (out) or NULL; float32 in every precision */
     int in, out;
     int transposed;
 };
 
 /* Shared state of the ops of one worker: its thread team. The ops spread
  * their work over the team themselves and call OpenBLAS single-threaded
- * (blas_set_threads(1)), so results do not depend on the thread count. */
+ * (blas_set_threads(1)), so results do not depend on the thread count.
+ * For bf16 products each team thread also has a staging area (stage_floats
+ * floats at stage + thread * stage_floats) where a task widens the bf16
+ * weights it needs and rounds its activations to bf16 before multiplying;
+ * `bf16` makes ops_attention round its operands too. dit_forward fills
+ * these for its own calls. */
+struct dnn_ctx;
 struct ops_ctx {
     struct team *team;
+    int bf16;
+    float *stage;
+    size_t stage_floats;
+    struct dnn_ctx *dnn;  /* per-thread oneDNN objects of the native path, or NULL */
 };
 
 /* out (M, N) = in (M, K) . w^T + b, with w (N, K) as PyTorch stores Linear
@@ -104,6 +121,27 @@ void ops_attention(const struct ops_ctx *c, float *out, int ldo,
                    const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd,
                    float *scratch);
 size_t ops_attention_scratch(int Tq, int Tk);
+
+/* ---------------------------------------------------------------------------
+ * bf16 (ops_bf16.c). Products take bf16 operands (activations rounded to
+ * nearest even at the product's input) and add in float32; everything else
+ * stays float32.
+ */
+/* dst[i] = bf16(src[i]), rounded to nearest even. */
+void ops_bf16_from_f32(uint16_t *dst, const float *src, size_t n);
+/* Staging floats per team thread for bf16 products of a DiT: inputs of up
+ * to max_k features, conditioning products of up to small_rows x small_k,
+ * attention over Tq x Tk with head size hd. */
+size_t ops_bf16_stage_floats(int max_k, int small_rows, int small_k, int Tq, int Tk, int hd);
+
+/* Naive references (ops_ref.c) of the bf16 products: in rounded to bf16,
+ * w (N, K) bf16 as PyTorch's layout, b + the products added in k order in
+ * float32; the attention with q, k, v and the softmax output rounded. */
+void ops_ref_linear_bf16(float *out, int ldo, const float *in, int ldi,
+                         const uint16_t *w, const float *b, int M, int K, int N);
+void ops_ref_attention_bf16(float *out, int ldo, const float *q, int ldq, const float *k,
+                            int ldk, const float *v, int ldv, int samples, int Tq, int Tk,
+                            int heads, int hd);
 
 #define OPS_MAX_GROUPS 256
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "ops.h"
 
 void ops_ref_linear(float *out, int ldo, const float *in, int ldi,
@@ -18,6 +19,21 @@ void ops_ref_linear(float *out, int ldo, const float *in, int ldi,
             for (int k = 0; k < K; k++)
                 acc += (double)in[(size_t)i * ldi + k] * w[(size_t)j * K + k];
             out[(size_t)i * ldo + j] = (float)acc;
+        }
+}
+
+/* Float32 sums in k order from the bias: with bf16 operands every product
+ * is exact, so the panel kernel, which adds in the same order, must give
+ * these bits exactly. */
+void ops_ref_linear_bf16(float *out, int ldo, const float *in, int ldi,
+                         const uint16_t *w, const float *b, int M, int K, int N)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = b ? b[j] : 0.0f;
+            for (int k = 0; k < K; k++)
+                acc += bf16_round(in[(size_t)i * ldi + k]) * bf16_to_f32(w[(size_t)j * K + k]);
+            out[(size_t)i * ldo + j] = acc;
         }
 }
 
@@ -59,8 +75,15 @@ void ops_ref_layernorm_modulate(float *out, const float *in, const float *shift,
         }
 }
 
-void ops_ref_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
-                       const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd)
+/* rnd: the bf16 variant, operands of both products rounded to bf16. */
+static float ref_operand(float x, int rnd)
+{
+    return rnd ? bf16_round(x) : x;
+}
+
+static void ref_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                          const float *v, int ldv, int samples, int Tq, int Tk, int heads,
+                          int hd, int rnd)
 {
     double *p = malloc(sizeof(double) * (size_t)Tk);
     if (!p)
@@ -74,7 +97,7 @@ void ops_ref_attention(float *out, int ldo, const float *q, int ldq, const float
                     const float *kj = k + ((size_t)s * Tk + j) * ldk + h * hd;
                     double d = 0;
                     for (int e = 0; e < hd; e++)
-                        d += (double)qi[e] * kj[e];
+                        d += (double)ref_operand(qi[e], rnd) * ref_operand(kj[e], rnd);
                     p[j] = d / sqrt((double)hd);
                     mx = p[j] > mx ? p[j] : mx;
                 }
@@ -82,15 +105,30 @@ void ops_ref_attention(float *out, int ldo, const float *q, int ldq, const float
                     p[j] = exp(p[j] - mx);
                     sum += p[j];
                 }
+                for (int j = 0; j < Tk; j++)
+                    p[j] = rnd ? bf16_round((float)(p[j] / sum)) : p[j] / sum;
                 float *o = out + ((size_t)s * Tq + i) * ldo + h * hd;
                 for (int e = 0; e < hd; e++) {
                     double acc = 0;
                     for (int j = 0; j < Tk; j++)
-                        acc += p[j] / sum * v[((size_t)s * Tk + j) * ldv + h * hd + e];
+                        acc += p[j] * ref_operand(v[((size_t)s * Tk + j) * ldv + h * hd + e], rnd);
                     o[e] = (float)acc;
                 }
             }
     free(p);
+}
+
+void ops_ref_attention(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                       const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd)
+{
+    ref_attention(out, ldo, q, ldq, k, ldk, v, ldv, samples, Tq, Tk, heads, hd, 0);
+}
+
+void ops_ref_attention_bf16(float *out, int ldo, const float *q, int ldq, const float *k,
+                            int ldk, const float *v, int ldv, int samples, int Tq, int Tk,
+                            int heads, int hd)
+{
+    ref_attention(out, ldo, q, ldq, k, ldk, v, ldv, samples, Tq, Tk, heads, hd, 1);
 }
 
 void ops_ref_groupnorm(float *out, const float *in, const float *gamma, const float *beta,

@@ -290,35 +290,39 @@ static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, str
  * are dropped. The conditioning layers (t embedder, adaLN, cross-attention
  * k/v) too: with few rows their dot-product kernel was a tenth of the
  * bundled model's forward. */
-static int transpose_linear(struct ditd_model *m, const struct st_file *f, struct linear *l)
+struct layer_pass {
+    struct ditd_model *m;
+    const struct st_file *f;
+};
+
+static int transpose_linear(void *arg, struct linear *l)
 {
-    if (!l->w)
-        return 0;
+    struct layer_pass *p = arg;
     float *t = malloc(sizeof(float) * (size_t)l->in * l->out);
-    if (!t || model_own(m, t) != 0)
+    if (!t || model_own(p->m, t) != 0)
         return DITD_ENOMEM;
     ops_linear_t_pack(t, l->w, l->in, l->out);
-    model_drop(m, f, l->w, sizeof(float) * (size_t)l->in * l->out);
+    model_drop(p->m, p->f, l->w, sizeof(float) * (size_t)l->in * l->out);
     l->w = t;
     l->transposed = 1;
     return 0;
 }
 
-static int transpose_layers(struct ditd_model *m, const struct st_file *f,
-                            struct dit_weights *w, int depth)
+/* bf16: each layer's weights converted once, in the layout they already
+ * have; the float32 copy (or its mapped pages) is let go, so the model
+ * holds the weights of its products in bf16 only. */
+static int bf16_linear(void *arg, struct linear *l)
 {
-    struct linear *top[] = { &w->patch, &w->final, &w->final_ada, &w->t1, &w->t2 };
-    int rc = 0;
-    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]) && !rc; i++)
-        rc = transpose_linear(m, f, top[i]);
-    for (int l = 0; l < depth && !rc; l++) {
-        struct dit_block_weights *k = &w->blocks[l];
-        struct linear *layers[] = { &k->ada, &k->qkv, &k->proj, &k->fc1, &k->fc2,
-                                    &k->xq, &k->xkv, &k->xproj };
-        for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]) && !rc; i++)
-            rc = transpose_linear(m, f, layers[i]);
-    }
-    return rc;
+    struct layer_pass *p = arg;
+    const size_t n = (size_t)l->in * l->out;
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    if (!h || model_own(p->m, h) != 0)
+        return DITD_ENOMEM;
+    ops_bf16_from_f32(h, l->w, n);
+    model_drop(p->m, p->f, l->w, sizeof(float) * n);
+    l->w = NULL;
+    l->w16 = h;
+    return 0;
 }
 
 int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t errlen)
@@ -340,7 +344,9 @@ int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t er
         bind_dit_diffusers(&b, c, &m->dw);
     if (b.rc)
         return b.rc;
-    if (c->transposed && transpose_layers(m, f, &m->dw, c->depth) != 0) {
+    struct layer_pass pass = { .m = m, .f = f };
+    if ((c->transposed && dit_weights_each(&m->dw, c->depth, transpose_linear, &pass) != 0) ||
+        (c->bf16 && dit_weights_each(&m->dw, c->depth, bf16_linear, &pass) != 0)) {
         snprintf(err, errlen, "out of memory re-laying out the transformer weights");
         return DITD_ENOMEM;
     }

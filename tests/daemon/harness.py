@@ -44,6 +44,19 @@ def registry():
     return tests, test
 
 
+def run_test(tests):
+    """The main() of a test script: `SCRIPT --ditd PATH --workdir DIR NAME` runs tests[NAME](a)
+    with a.ditd, a.workdir and a.model (the tiny model)."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ditd", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("name", choices=sorted(tests))
+    a = ap.parse_args()
+    a.model = ensure_model(a.workdir)
+    return tests[a.name](a) or 0
+
+
 def ensure_model(workdir):
     """The tiny random model, generated once per work directory (tests run in parallel)."""
     os.makedirs(workdir, exist_ok=True)

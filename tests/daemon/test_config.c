@@ -60,7 +60,8 @@ int main(int argc, char **argv)
     config_defaults(&c);
     CHECK(strcmp(c.listen, "127.0.0.1:8080") == 0);
     CHECK_EQ_INT(c.max_body, 65536);
-    CHECK_EQ_INT(c.max_batch, 16);
+    CHECK_EQ_INT(c.max_batch, 0); /* chosen for the precision once the model is loaded */
+    CHECK(strcmp(c.precision, "auto") == 0);
     CHECK_EQ_INT(c.max_queue, 64);
     CHECK_NEAR(c.default_cfg, 4.0, 0);
     CHECK(c.public_health && c.public_metrics);
@@ -97,10 +98,16 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(rc, -EINVAL);
     CHECK_STR_CONTAINS(err, "belongs in section [compute]");
 
-    path = write_file("d.conf", "[compute]\nmax_batch = 0\n");
+    path = write_file("d.conf", "[compute]\nmax_batch = 5000\n");
     config_defaults(&c);
     CHECK_EQ_INT(config_load_file(&c, path, err, sizeof(err)), -EINVAL);
-    CHECK_STR_CONTAINS(err, "max_batch: 0 is outside 1..4096");
+    CHECK_STR_CONTAINS(err, "max_batch: 5000 is outside 0..4096");
+
+    path = write_file("d2.conf", "[compute]\nprecision = bf8\n");
+    config_defaults(&c);
+    CHECK_EQ_INT(config_load_file(&c, path, err, sizeof(err)), 0);
+    CHECK_EQ_INT(config_validate(&c, err, sizeof(err)), -EINVAL);
+    CHECK_STR_CONTAINS(err, "precision: 'bf8' is not one of auto, fp32, bf16");
 
     path = write_file("e.conf", "[request]\ndefault_cfg = nan\n");
     config_defaults(&c);
@@ -188,6 +195,7 @@ int main(int argc, char **argv)
     unlink(write_file("b.conf", ""));
     unlink(write_file("c.conf", ""));
     unlink(write_file("d.conf", ""));
+    unlink(write_file("d2.conf", ""));
     unlink(write_file("e.conf", ""));
     rmdir(tmpdir);
     return test_status();

@@ -6,7 +6,6 @@ issue asks the daemon to show. One test per run (meson runs them in parallel):
 
 Stdlib only, plus curl for the one test that runs the exact curl line of the README.
 """
-import argparse
 import base64
 import hashlib
 import json
@@ -20,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from harness import SLOW, Daemon, ensure_model, is_png, png_from_b64, sse_events
+from harness import SLOW, Daemon, is_png, png_from_b64, run_test, sse_events
 
 DELAY = {"DITD_TEST_STEP_DELAY_MS": "20"}
 TESTS = {}
@@ -779,16 +778,5 @@ def connection_limits(a):
         check(d.request("GET", "/health/live")[0] == 200, "served again after the timeouts")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ditd", required=True)
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("name", choices=sorted(TESTS))
-    a = ap.parse_args()
-    a.model = ensure_model(a.workdir)
-    rc = TESTS[a.name](a)
-    return rc or 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS))

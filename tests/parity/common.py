@@ -190,6 +190,26 @@ def compare(ours, ref, rel=REL_TOL, what="output", names=None):
     return summary
 
 
+def compare_l2(ours, ref, limit, what="output", floor=0.0):
+    """Relative L2 error ||ours - ref|| / ||ref|| over the whole array and over each sample
+    (first axis): the worst must be <= limit, and the whole-array one >= floor (the variant
+    under test must really differ, e.g. bf16 from float32). Returns a one-line summary."""
+    ours = np.asarray(ours, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if ours.shape != ref.shape:
+        raise CheckFailed("%s shape %s, reference %s" % (what, ours.shape, ref.shape))
+    if not np.all(np.isfinite(ours)):
+        raise CheckFailed("%s has non-finite values" % what)
+    whole = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+    per = [float(np.linalg.norm(o - r) / np.linalg.norm(r)) for o, r in zip(ours, ref)]
+    summary = "relative L2 %.3g (worst sample %.3g, limit %.0e)" % (whole, max(per), limit)
+    if max(whole, max(per)) > limit:
+        raise CheckFailed("%s: %s" % (what, summary))
+    if whole < floor:
+        raise CheckFailed("%s: %s is below %.0e: the variant does not show" % (what, summary, floor))
+    return summary
+
+
 def distinct(a, b, rel=REL_TOL, factor=100.0, what=""):
     """Check that two reference outputs differ by far more than the tolerance, so the test has
     power to tell the variants apart. Returns a summary; raises when they are too close."""

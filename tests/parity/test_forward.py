@@ -3,15 +3,21 @@
 Covers odd shapes (depth 3, hidden 96, 3 heads, patch 2/4/8, 3 latent channels), learn_sigma on
 and off, both key layouts with their numerics, the ditd_numerics override and norm_eps, all four
 block designs, a batch with mixed t and y including the null class, and F16/BF16 weight files.
+
+Cases marked bf16 also run `dit forward --precision bf16` on the same model and inputs: relative
+L2 error ||ours - ref|| / ||ref|| against the float32 reference at most 1e-2 per forward (and per
+row), and at least 1e-5 (bf16 must show). On CPUs without bf16 instructions this is the portable
+emulation (ops_bf16.c); on AVX512-BF16/AMX CPUs with oneDNN, the native path.
 """
 import numpy as np
 
-from common import Harness, compare, distinct, load_npy, save_npy
+from common import Harness, compare, compare_l2, distinct, load_npy, save_npy
 import models
 from models import ORIGINAL, DIFFUSERS
 from pyref import export
 
 T = [999, 0, 17, 500, 999]
+BF16_L2 = 1e-2
 
 
 def batch(m, seed, rows=len(T)):
@@ -25,10 +31,10 @@ def batch(m, seed, rows=len(T)):
 
 
 def run_case(h, name, arch, layout="original", numerics=ORIGINAL, config=None, dtype="F32",
-             pos_embed=True, power=None, seed=1, rows=len(T)):
+             pos_embed=True, power=None, seed=1, rows=len(T), bf16=False):
     """Export a random DiT, run `dit forward`, compare with the reference computed with
     `numerics`. `power`: (label, other numerics) -- a variant the test must be able to tell
-    apart from the expected one."""
+    apart from the expected one. `bf16`: also run it in bf16 against the same reference."""
     m = models.build_dit(seed, **arch)
     vae = models.build_vae(seed, latent_channels=m.in_channels)
     if dtype != "F32":
@@ -39,11 +45,15 @@ def run_case(h, name, arch, layout="original", numerics=ORIGINAL, config=None, d
     x, t, y = batch(m, seed, rows)
     xin = save_npy(h.path(name.replace(" ", "_"), "x.npy"), x)
     out = h.path(name.replace(" ", "_"), "out.npy")
-    h.run_dit(["forward", "--model", d, "--x", xin, "--t", ",".join(map(str, t)),
-               "--y", ",".join(map(str, y)), "-o", out])
+    argv = ["forward", "--model", d, "--x", xin, "--t", ",".join(map(str, t)),
+            "--y", ",".join(map(str, y)), "-o", out]
+    h.run_dit(argv)
     ours = load_npy(out, ndim=4)
     ref = models.dit_forward(models.with_numerics(m, numerics), x, t, y)
     msg = compare(ours, ref)
+    if bf16:
+        h.run_dit(argv + ["--precision", "bf16"])
+        msg += "; bf16: " + compare_l2(load_npy(out, ndim=4), ref, BF16_L2, floor=1e-5)
     if power:
         label, other = power
         alt = models.dit_forward(models.with_numerics(m, other), x, t, y)
@@ -76,26 +86,28 @@ def main():
     p3 = dict(input_size=9, patch_size=3, in_channels=3, hidden_size=40, depth=2, num_heads=5)
 
     # original layout, original numerics
-    h.case("original odd p4 D96 h3 depth3", run_case, h, "orig_odd", odd,
-           power=("t divisor 127", (127, 1e-6)))
-    h.case("original p2 no sigma", run_case, h, "orig_p2", p2)
-    h.case("original p8", run_case, h, "orig_p8", p8)
-    h.case("original 3 latent channels", run_case, h, "orig_c3", c3)
-    h.case("original head_dim 72, 256 tokens, 1000 classes", run_case, h, "orig_hd72", hd72)
+    h.case("original odd p4 D96 h3 depth3 + bf16", run_case, h, "orig_odd", odd,
+           power=("t divisor 127", (127, 1e-6)), bf16=True)
+    h.case("original p2 no sigma + bf16", run_case, h, "orig_p2", p2, bf16=True)
+    h.case("original p8 + bf16", run_case, h, "orig_p8", p8, bf16=True)
+    h.case("original 3 latent channels + bf16", run_case, h, "orig_c3", c3, bf16=True)
+    h.case("original head_dim 72, 256 tokens, 1000 classes + bf16", run_case, h, "orig_hd72",
+           hd72, bf16=True)
     xl = dict(input_size=32, patch_size=2, hidden_size=1152, depth=1, num_heads=16,
               num_classes=1000)
-    h.case("original XL width (1152, 16 heads), depth 1, 256 tokens", run_case, h, "orig_xl",
-           xl)
-    h.case("original batch of 21 rows, random t and y", run_case, h, "orig_rows21", odd,
-           rows=21)
-    h.case("original patch 3, 9x9 latent, head_dim 8", run_case, h, "orig_p3", p3)
-    h.case("diffusers head_dim 72, 256 tokens, 1000 classes", run_case, h, "diff_hd72", hd72,
-           layout="diffusers", numerics=DIFFUSERS)
+    h.case("original XL width (1152, 16 heads), depth 1, 256 tokens + bf16", run_case, h,
+           "orig_xl", xl, bf16=True)
+    h.case("original batch of 21 rows, random t and y + bf16", run_case, h, "orig_rows21", odd,
+           rows=21, bf16=True)
+    h.case("original patch 3, 9x9 latent, head_dim 8 + bf16", run_case, h, "orig_p3", p3,
+           bf16=True)
+    h.case("diffusers head_dim 72, 256 tokens, 1000 classes + bf16", run_case, h, "diff_hd72",
+           hd72, layout="diffusers", numerics=DIFFUSERS, bf16=True)
     h.case("original without pos_embed (recomputed)", run_case, h, "orig_nopos", odd,
            pos_embed=False)
     # diffusers layout, diffusers numerics
-    h.case("diffusers odd", run_case, h, "diff_odd", odd, layout="diffusers",
-           numerics=DIFFUSERS, power=("t divisor 128", (128, 1e-5)))
+    h.case("diffusers odd + bf16", run_case, h, "diff_odd", odd, layout="diffusers",
+           numerics=DIFFUSERS, power=("t divisor 128", (128, 1e-5)), bf16=True)
     h.case("diffusers p2 no sigma", run_case, h, "diff_p2", p2, layout="diffusers",
            numerics=DIFFUSERS)
     h.case("diffusers norm_eps 0.5", run_case, h, "diff_eps", odd, layout="diffusers",
@@ -113,10 +125,10 @@ def main():
            config={"ditd_numerics": "diffusers", "norm_eps": 0.5})
     # block designs
     for block in ("adaln", "cross_attention", "in_context"):
-        h.case("block %s" % block, run_case, h, "block_" + block, dict(odd, block=block),
-               seed=3)
-        h.case("block %s p2 no sigma" % block, run_case, h, "block2_" + block,
-               dict(p2, block=block), seed=4)
+        h.case("block %s + bf16" % block, run_case, h, "block_" + block,
+               dict(odd, block=block), seed=3, bf16=True)
+        h.case("block %s p2 no sigma + bf16" % block, run_case, h, "block2_" + block,
+               dict(p2, block=block), seed=4, bf16=True)
         h.case("block %s + diffusers numerics, norm_eps 0.5" % block, run_case, h,
                "blockd_" + block, dict(odd, block=block), numerics=(127, 0.5),
                config={"ditd_numerics": "diffusers", "norm_eps": 0.5},

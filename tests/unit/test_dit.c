@@ -1,7 +1,8 @@
 /*
  * test_dit.c - a DiT row's output does not depend on what shares its batch
  * or on the thread count: the property that lets the daemon batch requests
- * and still give each the bytes it would get alone.
+ * and still give each the bytes it would get alone. In float32 and in bf16
+ * (the portable path), whose output must also stay close to float32's.
  */
 #include <stdlib.h>
 
@@ -26,8 +27,19 @@ static void forward(const struct dit_config *c, const struct dit_weights *w, int
     team_free(team);
 }
 
+/* ||a - b|| / ||b|| */
+static double rel_l2(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / den);
+}
+
 /* Rows alone, batched in any composition, on 1, 2 or 3 threads: same bits. */
-static void check_invariance(int latent, int expect_transposed)
+static void check_invariance(int latent, int expect_transposed, int bf16)
 {
     struct dit_config c = {
         .in_channels = 4, .out_channels = 8, .input_size = latent, .patch = 2, .hidden = 96,
@@ -40,6 +52,13 @@ static void check_invariance(int latent, int expect_transposed)
     CHECK(dit_config_finish(&c, err, sizeof(err)) == 0);
     CHECK_EQ_INT(c.transposed, expect_transposed);
     float *mem = dit_weights_random(&c, &w, 99);
+    struct dit_weights w32 = w;
+    void *mem16 = NULL;
+    if (bf16) {
+        c.bf16 = 1;
+        mem16 = dit_weights_bf16(&c, &w32, &w);
+        CHECK(mem16 != NULL);
+    }
     const size_t in = (size_t)4 * latent * latent, outn = (size_t)8 * latent * latent;
     float *x = malloc(sizeof(float) * in * ROWS), *all = malloc(sizeof(float) * outn * ROWS);
     float *one = malloc(sizeof(float) * outn * ROWS);
@@ -55,8 +74,18 @@ static void check_invariance(int latent, int expect_transposed)
     CHECK(memcmp(one, all, sizeof(float) * outn * ROWS) == 0);
     forward(&c, &w, 2, x + 2 * in, t + 2, y + 2, 3, one);
     CHECK(memcmp(one, all + 2 * outn, sizeof(float) * outn * 3) == 0);
+    if (bf16) {
+        /* Close to float32, and not float32. */
+        c.bf16 = 0;
+        forward(&c, &w32, 2, x, t, y, ROWS, one);
+        const double e = rel_l2(all, one, outn * ROWS);
+        if (getenv("VERBOSE") || !(e > 1e-5 && e < 1e-2))
+            fprintf(stderr, "bf16 vs float32: relative L2 error %g\n", e);
+        CHECK(e > 1e-5 && e < 1e-2);
+        dit_weights_free(mem16, &w);
+    }
 
-    dit_weights_free(mem, &w);
+    dit_weights_free(mem, &w32);
     free(x);
     free(all);
     free(one);
@@ -64,7 +93,9 @@ static void check_invariance(int latent, int expect_transposed)
 
 int main(void)
 {
-    check_invariance(16, 0); /* 64 tokens: BLAS tiles per image */
-    check_invariance(8, 1);  /* 16 tokens: the transposed-weight kernel */
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        check_invariance(16, 0, bf16); /* 64 tokens: BLAS tiles per image */
+        check_invariance(8, 1, bf16);  /* 16 tokens: the transposed-weight kernel */
+    }
     return test_status();
 }
