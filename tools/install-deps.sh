@@ -12,12 +12,16 @@ build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-d
        libmicrohttpd-dev libuv1-dev libinih-dev libdnnl-dev"
 # Tests: the PyTorch reference and the training data, promtool, systemd-analyze,
 # sanitizer runtimes and libFuzzer (clang), valgrind, load generators, slowhttptest
-# (slow-client tests), strace (the file-access test), xxhsum (checks the model id) and
+# (slow-client tests), strace (the file-access test), xxhsum (checks the model id),
 # haproxy (the fleet test), man-db and groff-base (the install test checks the man pages
-# render and that systemd-analyze verify finds man:ditd(8)).
+# render and that systemd-analyze verify finds man:ditd(8)) and Chromium with a font (the
+# browser test; it gets playwright-core from npm itself, tests/browser/run.sh).
 tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
        systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash haproxy
-       man-db groff-base"
+       man-db groff-base chromium fonts-dejavu-core"
+# Node 18 and npm 9 from Debian 12 for the browser test, unless a node with its own npm is
+# installed already (NodeSource's nodejs provides npm and conflicts with Debian's).
+command -v npm >/dev/null 2>&1 || tests="$tests nodejs npm"
 
 case "${1:-}" in
     --runtime-only) packages=$runtime ;;

@@ -160,9 +160,10 @@ function randomSeed() {
   return String((w[0] & 0x1fffff) * 4294967296 + w[1]);
 }
 
+// A class as people read it ("ankle boot"; ids for unnamed classes).
 function className(id) {
   const c = state.classes.find((x) => x.id === id);
-  return c && c.name ? c.name : 'class ' + id;
+  return c && c.name ? c.name.replace(/_/g, ' ') : 'class ' + id;
 }
 
 function seconds(ms) {
@@ -229,7 +230,7 @@ function fillForm() {
   const sel = $('class');
   const keep = sel.value;
   sel.replaceChildren(...state.classes.map((c) => el('option', { value: String(c.id) },
-    c.name ? c.name.replace(/_/g, ' ') + ' (' + c.id + ')' : 'class ' + c.id)));
+    c.name ? className(c.id) + ' (' + c.id + ')' : 'class ' + c.id)));
   if (keep) sel.value = keep;
   const samplers = $('sampler');
   const keepSampler = samplers.value || info.defaults.sampler;
@@ -402,8 +403,9 @@ function card(item) {
               m.sampler + ' · seed ' + m.seed + (m.n > 1 ? ' #' + m.index : ''));
   const buttons = el('div', { class: 'buttons' });
   const dl = el('a', { class: 'download', href: url, download: fileName(m) }, 'Download');
-  const again = el('button', { type: 'button', class: 'again' }, 'Same again');
-  const vary = el('button', { type: 'button', class: 'vary' }, 'Vary seed');
+  const again = el('button', { type: 'button', class: 'again', title: 'The same request again' }, 'Same again');
+  const vary = el('button', { type: 'button', class: 'vary', title: 'This image\'s settings with a new seed' },
+                  'Vary seed');
   // The request that made this image again: same parameters and seed, so
   // the same pixels (image k of a request is drawn from the stream (seed, k)).
   again.addEventListener('click', () => {
