@@ -30,7 +30,7 @@ OUT_OF_RANGE = {
     "preview": [-1, 1001, 11, 2**31, 0.5],
     "deadline_ms": [0, -1, 86400001, 2**31, 2**63 - 1, 0.5],
     "sampler": ["euler", "", "DDPM ", "ddpm\u0000", "d" * 200, "dpm++2m" * 3],
-    "spacing": ["linear", "", "UNIFORM", "x" * 300],
+    "spacing": ["linear", "", "uniform ", "x" * 300],
 }
 WRONG_TYPES = [None, True, False, "1", "", [], [1], {}, {"a": 1}, "4.0", "NaN"]
 TYPED = {"class": ("int", "str"), "cfg": ("num",), "steps": ("int",), "eta": ("num",),
@@ -194,8 +194,9 @@ def is_valid(body, max_body):
         if k in limits and not isinstance(v, str):
             if not limits[k][0] <= v <= limits[k][1]:
                 return False
-    return obj.get("sampler", "ddpm") in ("ddpm", "ddim", "dpm++2m") and \
-        obj.get("spacing", "uniform") in ("uniform", "ddim") and \
+    # Sampler and spacing names are case-insensitive (docs/api.md).
+    return obj.get("sampler", "ddpm").lower() in ("ddpm", "ddim", "dpm++2m") and \
+        obj.get("spacing", "uniform").lower() in ("uniform", "ddim") and \
         obj.get("preview", 0) <= obj.get("steps", 50) and not isinstance(obj["class"], str)
 
 
