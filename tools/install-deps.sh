@@ -15,11 +15,12 @@ build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-d
 # (slow-client tests), strace (the file-access test), xxhsum (checks the model id),
 # haproxy (the fleet test), man-db and groff-base (the install test checks the man pages
 # render and that systemd-analyze verify finds man:ditd(8)) and Chromium with a font (the
-# browser test; it gets playwright-core from npm itself, tests/browser/run.sh).
+# browser test; it gets playwright-core from npm itself, tests/browser/run.sh) and python3-yaml
+# (the Kubernetes manifest test, tests/deploy).
 tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
        systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash haproxy
-       man-db groff-base chromium fonts-dejavu-core"
-# Node 18 and npm 9 from Debian 12 for the browser test, unless a node with its own npm is
+       man-db groff-base chromium fonts-dejavu-core python3-yaml"
+# Node 18 and npm 9 from Debian 12 for the browser and manifest tests, unless a node with its own npm is
 # installed already (NodeSource's nodejs provides npm and conflicts with Debian's).
 command -v npm >/dev/null 2>&1 || tests="$tests nodejs npm"
 
