@@ -20,8 +20,8 @@ build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-d
 tests="python3 python3-torch python3-numpy python3-pil dataset-fashion-mnist prometheus
        systemd clang libclang-rt-14-dev valgrind wrk curl slowhttptest strace xxhash haproxy
        man-db groff-base chromium fonts-dejavu-core python3-yaml"
-# Node 18 and npm 9 from Debian 12 for the browser and manifest tests, unless a node with its own npm is
-# installed already (NodeSource's nodejs provides npm and conflicts with Debian's).
+# Node 18 and npm 9 from Debian 12 for the browser and manifest tests, unless a node with its
+# own npm is installed already (NodeSource's nodejs provides npm and conflicts with Debian's).
 command -v npm >/dev/null 2>&1 || tests="$tests nodejs npm"
 
 case "${1:-}" in
