@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """The Kubernetes manifests (deploy/kubernetes) agree with ditd and with each other:
 
-* the ConfigMap carries exactly conf/ditd.conf's keys, in their sections, and ditd starts with
-  it (the real daemon, on 127.0.0.1 with a tiny model); the probe and scrape paths answer 200
-  on that daemon without an API key, and the metric the autoscalers use is in its /metrics;
+* the ConfigMap carries exactly conf/ditd.conf's keys, in their sections, with its defaults
+  unless a comment says why; ditd starts with it (the real daemon, on 127.0.0.1 with a tiny
+  model); the probe and scrape paths answer 200 on that daemon without an API key, and the
+  metric the autoscalers use is in its /metrics;
 * ports: listen's port = the container port the probes and the Service name; the
   ServiceMonitor scrapes a port the Service has;
 * shutdown: terminationGracePeriodSeconds covers the preStop sleep, drain_timeout and ditd's
@@ -98,6 +99,25 @@ def rule_keys(docs, ctx):
            "deploy/kubernetes/base/configmap.yaml" % (k, s) for s, k in sorted(theirs - mine)]
     out += ["the ConfigMap has %s [%s], which conf/ditd.conf does not" % (k, s)
             for s, k in sorted(mine - theirs)]
+    return out
+
+
+def rule_defaults(docs, ctx):
+    """Values are conf/ditd.conf's defaults, except after a comment that says why."""
+    out = []
+    ref = {k: v for (_, k), v in ctx["conf"].items()}
+    after_comment = False
+    for line in docs["ConfigMap/ditd-config"]["data"]["ditd.conf"].splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            after_comment = True
+            continue
+        if "=" in line and not after_comment:
+            k, v = (x.strip() for x in line.split("=", 1))
+            if k in ref and v != ref[k]:
+                out.append("%s = %s differs from conf/ditd.conf's %s with no comment saying why"
+                           % (k, v, ref[k]))
+        after_comment = False
     return out
 
 
@@ -212,7 +232,7 @@ def rule_wiring(docs, ctx):
     return out
 
 
-RULES = [rule_keys, rule_ports, rule_shutdown, rule_auth, rule_wiring]
+RULES = [rule_keys, rule_defaults, rule_ports, rule_shutdown, rule_auth, rule_wiring]
 
 
 # Broken copies each rule must refuse.
@@ -241,6 +261,7 @@ def _drop_key(key):
 
 BROKEN = [
     (rule_keys, _drop_key("max_queue")),
+    (rule_defaults, _conf("max_queue", "7")),
     (rule_ports, _conf("listen", "0.0.0.0:9090")),
     (rule_shutdown, _set(["Deployment/ditd", "spec", "template", "spec",
                           "terminationGracePeriodSeconds"], 30)),

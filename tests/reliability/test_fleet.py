@@ -51,7 +51,8 @@ DRAINED, KILLED, KEPT = NAMES
 STEP_DELAY = {"DITD_TEST_STEP_DELAY_MS": "20"}
 BODY_STEPS = 10
 LONG_STEPS = 150        # about 3 s at 20 ms a step: running through the drain
-ACCESS = re.compile(r" (GET|POST|DELETE|HEAD) (/\S*) (\d{3}) [\d.]+ms")
+# An access record: "access ... method=POST path=/generate ... status=200 ..." (log_format text).
+ACCESS = re.compile(r" access .*?\bmethod=(\S+) path=(\S+) .*?\bstatus=(\d{3})\b")
 # An httplog line: backend/server, status, termination state, .../retries, {X-Request-Id}.
 HALOG = re.compile(r" ditd_in (\S+)/(\S+) \S+ (\d{3}) \d+ - - (\S{4}) \d+/\d+/\d+/\d+/(\+?)(\d+) "
                    r"\d+/\d+ \{([^}]*)\}")
