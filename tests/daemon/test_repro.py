@@ -57,7 +57,8 @@ def daemon_images(d, body):
 @test
 def cli_vs_daemon(a):
     """Same parameters, same bytes: defaults only (so the defaults are shared), then every
-    parameter set to a non-default value, n images against --outdir."""
+    parameter set to a non-default value, n images against two --outdir runs of dit with other
+    batch sizes and thread counts."""
     with Daemon(a.ditd, a.model) as d:
         d.wait_ready()
         s, h, plain = d.request("POST", "/generate", {"class": 7, "seed": 5})
@@ -90,12 +91,16 @@ def cli_vs_daemon(a):
         body = {"class": "bag", "cfg": 2.5, "steps": 12, "sampler": "ddim", "spacing": "ddim",
                 "eta": 0.5, "seed": 9, "n": 3}
         images = daemon_images(d, body)
-        dit(a, "generate", "--model", a.model, "--class", "bag", "--cfg", 2.5, "--steps", 12,
-            "--sampler", "ddim", "--spacing", "ddim", "--eta", 0.5, "--seed", 9, "--n", 3,
-            "--quiet", "--outdir", a.path("set"))
+        same = ["generate", "--model", a.model, "--class", "bag", "--cfg", 2.5, "--steps", 12,
+                "--sampler", "ddim", "--spacing", "ddim", "--eta", 0.5, "--seed", 9, "--n", 3,
+                "--quiet"]
+        dit(a, *same, "--batch", 3, "--threads", 2, "--outdir", a.path("set"))
+        dit(a, *same, "--batch", 1, "--threads", 1, "--outdir", a.path("set1"))
         for k, png in images:
             check(read(a.path("set", "%06d.png" % k)) == png, "image %d differs" % k)
-    return "defaults and a full parameter set: byte-identical"
+            check(read(a.path("set1", "%06d.png" % k)) == png,
+                  "image %d differs between dit runs with other --batch/--threads" % k)
+    return "defaults and a full parameter set: byte-identical (dit twice, ditd)"
 
 
 @test
