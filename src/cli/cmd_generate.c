@@ -69,18 +69,22 @@ static int load_origin(struct gen_opts *o, const char *path)
     size_t len = 0;
     FILE *f = fopen(path, "rb");
 
-    if (f) {
+    struct stat st;
+
+    if (f && fstat(fileno(f), &st) == 0) {
         /* Metadata sits in the first kilobytes, but a chunk may follow the
          * pixels: read it all, within reason for a generated image. */
-        enum { MAX_PNG = 256 << 20 };
-        png = malloc(MAX_PNG);
+        const off_t max = 256 << 20;
+        len = (size_t)(st.st_size < max ? st.st_size : max);
+        png = malloc(len ? len : 1);
         if (png)
-            len = fread(png, 1, MAX_PNG, f);
-        fclose(f);
+            len = fread(png, 1, len, f);
     }
+    if (f)
+        fclose(f);
     if (!f || !png) {
         free(png);
-        return cli_fail("--from %s: %s", path, f ? "out of memory" : strerror(errno)), -1;
+        return cli_fail("--from %s: %s", path, f ? "cannot read it" : strerror(errno)), -1;
     }
     int rc = ditd_png_metadata_read(png, len, &o->origin, err, sizeof(err));
     free(png);
