@@ -356,11 +356,16 @@ static int check_origin(const struct gen_opts *o, const struct ditd_model *m)
                     recorded[i][0] ? recorded[i] : "(unrecorded)", have);
             continue;
         }
-        return cli_fail("%s was made with %s %s (model %s), but this run has %s %s (model %s "
-                        "from %s), so the image would differ; pass --model with the model it "
-                        "names, or --any-model to make it anyway", o->from, keys[i],
+        if (i == 1)
+            return cli_fail("%s was made at precision %s, this run computes in %s, so the "
+                            "image would differ; drop --precision (or give --precision %s), "
+                            "or pass --any-model to make it anyway", o->from, recorded[i],
+                            have, recorded[i]);
+        return cli_fail("%s was made with model_id %s (model %s), but this run has model_id %s "
+                        "(model %s from %s), so the image would differ; pass --model with the "
+                        "model it names, or --any-model to make it anyway", o->from,
                         recorded[i][0] ? recorded[i] : "(unrecorded)",
-                        o->origin.model[0] ? o->origin.model : "?", keys[i], have,
+                        o->origin.model[0] ? o->origin.model : "?", have,
                         ditd_model_info(m)->name, ditd_model_info(m)->path);
     }
     return 0;

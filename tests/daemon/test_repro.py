@@ -132,7 +132,7 @@ def index_alone(a):
 @test
 def from_png(a):
     """dit generate --from remakes a PNG from its own metadata (a daemon image, a grid), flags
-    override it, and a PNG of other weights is refused unless --any-model."""
+    override it, and a PNG of other weights or another precision is refused unless --any-model."""
     with Daemon(a.ditd, a.model) as d:
         d.wait_ready()
         s, _, png = d.request("POST", "/generate", {"class": "dress", "cfg": 3, "steps": 9,
@@ -167,6 +167,12 @@ def from_png(a):
     check("warning" in p.stderr, "no warning with --any-model: %s" % p.stderr)
     check(read(a.path("x.png")) != png and png_text(read(a.path("x.png")))["seed"] == "4",
           "--any-model image")
+
+    # The same weights at another precision: also other pixels.
+    p = dit(a, "generate", "--model", a.model, "--from", a.path("made.png"), "--precision", "bf16",
+            "-o", a.path("z.png"), ok=False)
+    check(p.returncode == 1 and "--precision fp32" in p.stderr,
+          "other precision not refused: %d %s" % (p.returncode, p.stderr))
 
     with open(a.path("plain.png"), "wb") as f:
         f.write(png[:33] + png[-12:])    # signature, IHDR, IEND: no text at all
