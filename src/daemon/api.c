@@ -194,16 +194,30 @@ static bool accepts(struct http_req *r, const char *type)
     return a && strstr(a, type);
 }
 
-static unsigned retry_after(struct server *s)
+/* Retry-After of a 429: when a job like j would start if it could queue
+ * now behind all the work there is (sched_estimate_tail, docs/api.md),
+ * rounded up to seconds, 1 s .. 1 h; 1 s before anything was measured. */
+static unsigned retry_after(struct server *s, const struct job *j)
 {
-    uint64_t n = atomic_load(&metrics.sampling.count);
-    double mean = n ? (double)atomic_load(&metrics.sampling.sum) * 1e-9 / (double)n : 1.0;
-    double wait = mean * (double)(atomic_load(&metrics.queue_depth) + 1) /
-                  (double)(s->workers > 0 ? s->workers : 1);
+    int64_t start;
 
-    if (wait < 1)
+    if (sched_estimate_tail(&s->sched, j, &start) < 0 || start < 1000000000)
         return 1;
-    return wait > 3600 ? 3600 : (unsigned)ceil(wait);
+    return start >= (int64_t)3600 * 1000000000 ? 3600 : (unsigned)((start + 999999999) / 1000000000);
+}
+
+/* The job object, with the estimates of a job that waits (docs/api.md). */
+json_t *api_job_json(struct server *s, struct job *j)
+{
+    json_t *o = job_to_json(j, sched_position(&s->sched, j));
+    json_t *prog = json_object_get(o, "progress");
+    int64_t start, done;
+
+    if (prog && sched_estimate(&s->sched, j, &start, &done) == 0) {
+        json_object_set_new(prog, "starts_in_ms", json_real((double)start / 1e6));
+        json_object_set_new(prog, "eta_ms", json_real((double)done / 1e6));
+    }
+    return o;
 }
 
 bool api_refuse_unready(struct server *s, struct http_req *r)
@@ -271,7 +285,7 @@ struct job *api_submit(struct server *s, struct http_req *r, enum job_kind kind,
     rc = sched_submit(&s->sched, j);
     if (rc == -EAGAIN) {
         metrics_reject(REJECT_QUEUE_FULL);
-        http_add_header(r, "Retry-After", "%u", retry_after(s));
+        http_add_header(r, "Retry-After", "%u", retry_after(s, j));
         http_reply_error(r, 429, "overloaded", NULL,
                          "the queue is full (%d jobs waiting); retry after a few seconds",
                          s->cfg.max_queue);
@@ -405,7 +419,7 @@ void api_job_changed(struct job *j, void *arg)
 static void reply_job_created(struct server *s, struct http_req *r, struct job *j, unsigned status)
 {
     http_add_header(r, "Location", "/jobs/%s", j->id);
-    http_reply_json(r, status, job_to_json(j, sched_position(&s->sched, j)));
+    http_reply_json(r, status, api_job_json(s, j));
 }
 
 /* A POST /jobs with an Idempotency-Key: 1 when answered here (a repeat, or
@@ -493,7 +507,7 @@ static void job_endpoint(struct server *s, struct http_req *r)
     }
     if (r->ep == EP_JOB) {
         if (method_is(r, "GET")) {
-            http_reply_json(r, 200, job_to_json(j, sched_position(&s->sched, j)));
+            http_reply_json(r, 200, api_job_json(s, j));
         } else if (method_is(r, "DELETE")) {
             if (sched_cancel(&s->sched, j, CANCEL_CLIENT) == -EALREADY) {
                 http_reply_error(r, 409, "conflict", NULL, "job %s is already %s", j->id,

@@ -42,6 +42,9 @@ struct api_waiter {
  * API key. */
 struct job *api_submit(struct server *s, struct http_req *r, enum job_kind kind,
                        const char *body, size_t len);
+/* The job object of j (GET /jobs/{id}), with the estimated start and end
+ * of a job that waits (progress.starts_in_ms, progress.eta_ms). */
+struct json_t *api_job_json(struct server *s, struct job *j);
 /* 503 with Retry-After while loading or draining; true when answered. */
 bool api_refuse_unready(struct server *s, struct http_req *r);
 void api_method_not_allowed(struct http_req *r, const char *allow);
@@ -49,7 +52,7 @@ void api_method_not_allowed(struct http_req *r, const char *allow);
  * connection meanwhile). NULL when out of memory. */
 struct api_waiter *api_waiter_new(struct server *s, struct http_req *r, struct job *j,
                                   bool stream, bool owner);
-/* X-Request-Id, X-Seed and Server-Timing of a completed job. */
+/* X-Seed and Server-Timing of a completed job. */
 void api_timing_headers(struct http_req *r, struct job *j);
 
 /* ---- the job table and who sees what (api_jobs.c) ----------------------- */

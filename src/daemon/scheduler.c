@@ -18,23 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 
-struct slot {
-    struct job *job;            /* a reference */
-    int index;                  /* image number within the job */
-    struct ditd_image *img;
-    bool fresh;                 /* admitted, image not created yet */
-    bool first;                 /* the job's first admitted image */
-};
-
-struct sched_worker {
-    struct slot *slots;
-    int n;
-    int rows;
-    struct ditd_image **imgs;
-    uint8_t *rgb;               /* max_rows decoded images */
-    uint8_t *preview;           /* one preview, image-sized */
-    int image_size;
-};
+#include "sched_internal.h"
 
 int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int max_queue,
                void (*notify)(struct job *j, void *arg), void *notify_arg)
@@ -54,6 +38,7 @@ int sched_init(struct sched *s, const struct ditd_model *m, int max_rows, int ma
     s->notify = notify;
     s->notify_arg = notify_arg;
     s->preview_method = m ? ditd_model_info(m)->preview : "";
+    eta_model_init(&s->eta);
     metrics_gauge_set(&metrics.queue_capacity, max_queue);
     return 0;
 }
@@ -111,19 +96,28 @@ static void queue_remove(struct sched *s, struct job *j)
 /* Tell every job that has not started its new place; sched lock held. */
 static void announce_positions(struct sched *s)
 {
-    int pos = 0;
+    int64_t *start = NULL, *done = NULL;
+    bool replayed = false;
+    int pos = 0, k = 0;
 
-    for (struct job *j = s->qhead; j; j = j->qnext) {
+    for (struct job *j = s->qhead; j; j = j->qnext, k++) {
         if (j->next_image > 0)
             continue;
         if (j->position != pos) {
             j->position = pos;
-            job_emit(j, "queued", json_pack("{s:s,s:i}", "id", j->id, "queue_position", pos));
-            if (j->kind != JOB_KIND_SYNC)
+            if (j->kind != JOB_KIND_SYNC) {     /* plain requests keep no events */
+                if (!replayed) {
+                    sched_replay(s, NULL, &start, &done);
+                    replayed = true;
+                }
+                sched_emit_queued(j, pos, start, done, k, false);
                 notify(s, j);
+            }
         }
         pos++;
     }
+    free(start);
+    free(done);
 }
 
 int sched_submit(struct sched *s, struct job *j)
@@ -151,8 +145,14 @@ int sched_submit(struct sched *s, struct job *j)
         s->qhead = j;
     s->qtail = j;
     j->position = s->waiting++;
-    job_emit(j, "queued", json_pack("{s:s,s:i,s:f}", "id", j->id, "queue_position", j->position,
-                                    "created", j->created_unix));
+    if (j->kind != JOB_KIND_SYNC) {
+        int64_t *start = NULL, *done = NULL;
+        int n = sched_replay(s, NULL, &start, &done);
+
+        sched_emit_queued(j, j->position, start, done, n - 1, true);
+        free(start);
+        free(done);
+    }
     publish_gauges(s);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -322,19 +322,25 @@ bool sched_healthy(struct sched *s, int nworkers, int64_t stall_ns)
 
 /* ---- worker side ------------------------------------------------------ */
 
-/* Take images from the head of the queue while their rows fit; sched lock
- * held. FIFO: a head that does not fit blocks the others, so large requests
- * are not starved by small ones. */
+/* Take images from the head of the queue while policy_admit() lets them
+ * in; sched lock held. FIFO: a head that may not join blocks the others,
+ * so large requests are not starved by small ones. */
 static void admit(struct sched *s, struct sched_worker *ws)
 {
+    int64_t max_size = 0;
     bool moved = false;
 
+    for (int i = 0; i < ws->n; i++)
+        if (job_size(ws->slots[i].job) > max_size)
+            max_size = job_size(ws->slots[i].job);
     while (s->qhead) {
         struct job *j = s->qhead;
         struct slot *sl;
 
-        if (ws->rows + j->rows > s->max_rows)
+        if (!policy_admit(s->max_rows, ws->rows, max_size, j->rows, job_size(j)))
             break;
+        if (job_size(j) > max_size)
+            max_size = job_size(j);
         sl = &ws->slots[ws->n++];
         sl->job = job_ref(j);
         sl->index = j->next_image++;
@@ -351,6 +357,7 @@ static void admit(struct sched *s, struct sched_worker *ws)
         if (j->next_image == j->req.n)
             queue_remove(s, j);
     }
+    sched_publish(s, ws);
     if (moved) {
         announce_positions(s);
         publish_gauges(s);
@@ -469,10 +476,11 @@ static int encode_png(struct sched *s, const struct job *j, int k, const uint8_t
     return ditd_png_encode(rgb, size, size, 3, meta.text, meta.n, png, len);
 }
 
+/* Whether slot i's job has an image in this forward before slot i. */
 static bool seen_before(const struct sched_worker *ws, int i)
 {
     for (int k = 0; k < i; k++)
-        if (ws->slots[k].job == ws->slots[i].job)
+        if (ws->slots[k].in && ws->slots[k].job == ws->slots[i].job)
             return true;
     return false;
 }
@@ -486,13 +494,13 @@ static void report_step(struct sched *s, struct ditd_worker *w, struct sched_wor
         int mine = 0;
         double el;
 
-        if (seen_before(ws, i))
+        if (!ws->slots[i].in || seen_before(ws, i))
             continue;
         for (int k = i; k < ws->n; k++)
-            mine += ws->slots[k].job == j;
+            mine += ws->slots[k].in && ws->slots[k].job == j;
         pthread_mutex_lock(&j->mu);
         j->steps_done += mine;
-        j->batch_sum += ws->n;
+        j->batch_sum += ws->nb;
         j->batch_count++;
         if (j->kind != JOB_KIND_SYNC) {
             el = (double)(job_now_ns() - j->started_ns) / 1e6;
@@ -501,7 +509,7 @@ static void report_step(struct sched *s, struct ditd_worker *w, struct sched_wor
                 "fraction", (double)j->steps_done / (double)total, "elapsed_ms", el,
                 "eta_ms", el / (double)j->steps_done * (double)(total - j->steps_done),
                 "steps_per_second", el > 0 ? (double)j->steps_done * 1000.0 / el : 0.0,
-                "images_done", j->images_done, "batch_size", ws->n));
+                "images_done", j->images_done, "batch_size", ws->nb));
         }
         pthread_mutex_unlock(&j->mu);
     }
@@ -513,8 +521,8 @@ static void report_step(struct sched *s, struct ditd_worker *w, struct sched_wor
         size_t len = 0;
         struct buf b;
 
-        if (j->kind == JOB_KIND_SYNC || j->req.preview <= 0 || done % j->req.preview ||
-            ditd_image_done(sl->img))
+        if (!sl->in || j->kind == JOB_KIND_SYNC || j->req.preview <= 0 ||
+            done % j->req.preview || ditd_image_done(sl->img))
             continue;
         if (ditd_image_preview(w, sl->img, DITD_PREVIEW_AUTO, ws->preview) < 0 ||
             ditd_png_encode(ws->preview, ws->image_size, ws->image_size, 3, NULL, 0,
@@ -535,7 +543,7 @@ static void report_step(struct sched *s, struct ditd_worker *w, struct sched_wor
      * waits for the end, so waking the loop for it would only steal CPU
      * from the computation. */
     for (int i = 0; i < ws->n; i++)
-        if (!seen_before(ws, i) && ws->slots[i].job->kind != JOB_KIND_SYNC)
+        if (ws->slots[i].in && !seen_before(ws, i) && ws->slots[i].job->kind != JOB_KIND_SYNC)
             notify(s, ws->slots[i].job);
 }
 
@@ -591,6 +599,8 @@ static void finish_images(struct sched *s, struct ditd_worker *w, struct sched_w
     rc = ditd_decode(w, ws->imgs, nd, ws->rgb);
     t1 = job_now_ns();
     metrics_observe_ns(&metrics.decode, (uint64_t)(t1 - t0));
+    ws->decode_ns += t1 - t0;
+    ws->decoded += nd;
     /* Walk backwards so removing a slot keeps the earlier indices valid. */
     for (int k = nd - 1; k >= 0; k--) {
         struct slot *sl = &ws->slots[done[k]];
@@ -635,38 +645,55 @@ static void finish_images(struct sched *s, struct ditd_worker *w, struct sched_w
 static bool fault_due(const struct sched *s, const struct sched_worker *ws)
 {
     for (int i = 0; s->fail_seed >= 0 && i < ws->n; i++)
-        if (ws->slots[i].job->seed == (uint64_t)s->fail_seed &&
+        if (ws->slots[i].in && ws->slots[i].job->seed == (uint64_t)s->fail_seed &&
             ditd_image_steps_done(ws->slots[i].img) >= 2)
             return true;
     return false;
 }
 
+/* One forward over the images the fairness policy picks (policy.h). */
 static void step(struct sched *s, struct ditd_worker *w, struct sched_worker *ws)
 {
-    int64_t t0;
+    enum policy_kind kind;
+    int64_t t0, took;
+    int rows;
     int rc;
 
     for (int i = 0; i < ws->n; i++)
-        ws->imgs[i] = ws->slots[i].img;
+        ws->pimg[i] = (struct policy_image){ ws->slots[i].job->rows,
+                                             job_size(ws->slots[i].job) };
+    rows = policy_select(&ws->policy, ws->pimg, ws->n, ws->sel, &kind);
+    ws->nb = 0;
+    for (int i = 0; i < ws->n; i++) {
+        ws->slots[i].in = ws->sel[i];
+        if (ws->sel[i])
+            ws->imgs[ws->nb++] = ws->slots[i].img;
+    }
     t0 = job_now_ns();
     if (s->slow_step_ms > 0) {
         struct timespec ts = { s->slow_step_ms / 1000, (long)(s->slow_step_ms % 1000) * 1000000 };
 
         nanosleep(&ts, NULL);
     }
-    rc = fault_due(s, ws) ? DITD_EIO : ditd_step(w, ws->imgs, ws->n);
-    metrics_observe_ns(&metrics.forward, (uint64_t)(job_now_ns() - t0));
+    rc = fault_due(s, ws) ? DITD_EIO : ditd_step(w, ws->imgs, ws->nb);
+    took = job_now_ns() - t0;
+    metrics_observe_ns(&metrics.forward, (uint64_t)took);
+    policy_account(&ws->policy, kind, took);
     if (rc < 0) {
-        while (ws->n > 0) {
-            fail_job(s, ws->slots[0].job, "server_error", "a denoising step failed in the engine");
-            drop_slot(s, ws, 0);
+        for (int i = ws->n - 1; i >= 0; i--) {
+            if (!ws->slots[i].in)
+                continue;
+            fail_job(s, ws->slots[i].job, "server_error", "a denoising step failed in the engine");
+            drop_slot(s, ws, i);
         }
         return;
     }
+    ws->forward_ns = took;
+    ws->forward_rows = rows;
     metrics_add(&metrics.forwards, 1);
-    metrics_add(&metrics.steps, (uint64_t)ws->n);
-    metrics_observe(&metrics.batch_size, (uint64_t)ws->n);
-    metrics_observe(&metrics.batch_rows, (uint64_t)ws->rows);
+    metrics_add(&metrics.steps, (uint64_t)ws->nb);
+    metrics_observe(&metrics.batch_size, (uint64_t)ws->nb);
+    metrics_observe(&metrics.batch_rows, (uint64_t)rows);
     report_step(s, w, ws);
 }
 
@@ -685,11 +712,17 @@ struct sched_worker *sched_worker_new(struct sched *s)
     if (!ws)
         return NULL;
     ws->image_size = mi->image_size;
-    ws->slots = calloc((size_t)s->max_rows, sizeof(*ws->slots));
+    policy_init(&ws->policy, s->max_rows);
+    /* Resident images take up to 2 x max_rows rows (policy_admit). */
+    ws->slots = calloc(2 * (size_t)s->max_rows, sizeof(*ws->slots));
+    ws->pimg = calloc(2 * (size_t)s->max_rows, sizeof(*ws->pimg));
+    ws->sel = calloc(2 * (size_t)s->max_rows, sizeof(*ws->sel));
+    ws->snap = calloc(2 * (size_t)s->max_rows, sizeof(*ws->snap));
     ws->imgs = calloc((size_t)s->max_rows, sizeof(*ws->imgs));
     ws->rgb = malloc((size_t)s->max_rows * (size_t)mi->image_size * (size_t)mi->image_size * 3);
     ws->preview = malloc((size_t)mi->image_size * (size_t)mi->image_size * 3);
-    if (!ws->slots || !ws->imgs || !ws->rgb || !ws->preview) {
+    if (!ws->slots || !ws->pimg || !ws->sel || !ws->snap || !ws->imgs || !ws->rgb ||
+        !ws->preview) {
         sched_worker_free(ws);
         return NULL;
     }
@@ -701,6 +734,9 @@ void sched_worker_free(struct sched_worker *ws)
     if (!ws)
         return;
     free(ws->slots);
+    free(ws->pimg);
+    free(ws->sel);
+    free(ws->snap);
     free(ws->imgs);
     free(ws->rgb);
     free(ws->preview);
@@ -709,6 +745,11 @@ void sched_worker_free(struct sched_worker *ws)
 
 void sched_worker_run(struct sched *s, struct ditd_worker *w, struct sched_worker *ws, int idx)
 {
+    pthread_mutex_lock(&s->mu);
+    s->workers[idx] = ws;
+    if (s->nworkers <= idx)
+        s->nworkers = idx + 1;
+    pthread_mutex_unlock(&s->mu);
     for (;;) {
         atomic_store(&s->beat[idx], job_now_ns());
         pthread_mutex_lock(&s->mu);
@@ -732,5 +773,8 @@ void sched_worker_run(struct sched *s, struct ditd_worker *w, struct sched_worke
         atomic_store(&s->beat[idx], job_now_ns());
         finish_images(s, w, ws);
     }
+    pthread_mutex_lock(&s->mu);
+    s->workers[idx] = NULL;
+    pthread_mutex_unlock(&s->mu);
     set_busy(s, idx, false);
 }

@@ -1,11 +1,13 @@
 /*
  * scheduler.h - continuous batching over the engine. Jobs wait in one FIFO
- * shared by all workers; each worker keeps its own set of running images
+ * shared by all workers; each worker keeps its own set of resident images
  * and, at every step boundary, admits queued images while their rows fit
- * its row budget (an image with guidance takes 2 rows), drops the images of
- * cancelled or late jobs, runs one ditd_step() over the whole set, then
+ * its row budget (an image with guidance takes 2 rows; policy.h lets a much
+ * smaller job in beyond it), drops the images of cancelled or late jobs,
+ * runs one ditd_step() over the images the fairness policy picks, then
  * decodes and encodes the images that finished. An image's result depends
- * only on its own parameters (seed, index), never on its batch-mates.
+ * only on its own parameters (seed, index), never on its batch-mates or on
+ * the steps it sat out.
  *
  * Threads: sched_submit/sched_cancel/... are called from the loop thread,
  * sched_worker_run from each worker thread. Lock order: sched lock, then a
@@ -19,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "eta.h"
 #include "job.h"
 
 struct ditd_model;
@@ -42,6 +45,9 @@ struct sched {
     /* Called from any thread after a job changed (new events, new state). */
     void (*notify)(struct job *j, void *arg);
     void *notify_arg;
+    struct eta_model eta;       /* forward and decode costs, learnt by the workers */
+    struct sched_worker *workers[SCHED_MAX_WORKERS];  /* running, for the estimates */
+    int nworkers;
     _Atomic int64_t beat[SCHED_MAX_WORKERS];  /* monotonic ns of each worker's last sign of life */
     _Atomic bool busy[SCHED_MAX_WORKERS];
     /* Test hook: every forward sleeps this long (ms), 0 = off. */
@@ -67,6 +73,12 @@ int sched_cancel(struct sched *s, struct job *j, int reason);
 void sched_cancel_all(struct sched *s, int reason);
 /* Finish queued jobs whose deadline passed (the loop calls this often). */
 void sched_expire_queued(struct sched *s, int64_t now_ns);
+/* Estimated ns from now until queued job j starts and until it is done
+ * (eta.h); -1 when j is not waiting or nothing has been measured yet. */
+int sched_estimate(struct sched *s, struct job *j, int64_t *start_ns, int64_t *done_ns);
+/* Estimated ns until a job shaped like j would start if it were queued now,
+ * behind all the work there is; -1 before anything has been measured. */
+int sched_estimate_tail(struct sched *s, const struct job *j, int64_t *start_ns);
 /* 0-based position among the jobs that have not started, or -1. */
 int sched_position(struct sched *s, struct job *j);
 /* The same as last announced to the job (its `queued` events): O(1), for

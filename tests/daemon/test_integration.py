@@ -681,6 +681,93 @@ def logs_and_request_ids(a):
               "text access line %s" % last)
 
 
+@test
+def estimates(a):
+    """A waiting job's /jobs object and its "queued" events carry starts_in_ms and eta_ms from
+    the measured step rate; a 429's Retry-After is the estimated wait behind all the work there
+    is, so it grows with the work queued."""
+    step_ms = 20
+    with Daemon(a.ditd, a.model, "--max-batch", "2", "--max-queue", "2",
+                env={"DITD_TEST_STEP_DELAY_MS": str(step_ms)}) as d:
+        d.wait_ready()
+        s, h, run = d.json("POST", "/jobs", {"class": 1, "steps": 150})
+        deadline = time.time() + 10
+        while d.json("GET", h["location"])[2]["progress"]["step"] < 5 and time.time() < deadline:
+            time.sleep(0.02)
+
+        def fill(steps):
+            jobs = [d.json("POST", "/jobs", {"class": 1, "steps": steps})[2] for _ in range(2)]
+            s, h, b = d.json("POST", "/jobs", {"class": 1, "steps": 10})
+            check(s == 429 and b["error"]["type"] == "overloaded", "429 %d %s" % (s, b))
+            return jobs, int(h["retry-after"])
+
+        jobs, short = fill(20)
+        _, _, j = d.json("GET", "/jobs/" + jobs[1]["id"])
+        p = j["progress"]
+        left = 150 - d.json("GET", h["location"])[2]["progress"]["step"]
+        # Second in line: it starts after the running job and the first queued one.
+        want = (left + 20) * step_ms
+        check(j["status"] == "queued" and 0.5 * want < p["starts_in_ms"] < 2 * want + 200,
+              "starts_in_ms %s, expected about %d" % (p, want))
+        check(p["eta_ms"] - p["starts_in_ms"] >= 20 * step_ms * 0.8, "eta_ms %s" % p)
+        c = d.conn()
+        c.request("GET", "/jobs/%s/events" % jobs[1]["id"])
+        r = c.getresponse()
+        first = next(sse_events(r))
+        c.close()
+        check(first[1] == "queued" and first[2]["eta_ms"] > first[2]["starts_in_ms"] > 0,
+              "queued event %s" % (first,))
+        for job in jobs:
+            d.json("DELETE", "/jobs/" + job["id"])
+        jobs, long = fill(200)
+        print("Retry-After %d s (2 x 20 steps queued), %d s (2 x 200); second in line: %s"
+              % (short, long, p))
+        check(long > short and long - short >= (2 * 180 * step_ms) // 1000 - 1,
+              "Retry-After %d s with 2 x 20 steps queued, %d s with 2 x 200" % (short, long))
+        check(short >= (left * step_ms) // 1000, "Retry-After %d below the running job's %d ms"
+              % (short, left * step_ms))
+        for job in jobs + [run]:
+            d.json("DELETE", "/jobs/" + job["id"])
+
+
+@test
+def small_beside_large(a):
+    """Fairness: a small request sent while the largest allowed job runs is admitted at once,
+    runs in its own forwards, and finishes while the large job is still running; both results
+    are byte-identical to the same requests run alone."""
+    with Daemon(a.ditd, a.model, "--max-batch", "16", "--max-steps", "400",
+                env={"DITD_TEST_STEP_DELAY_MS": "5"}) as d:
+        d.wait_ready()
+        small = {"class": 3, "steps": 20, "seed": 5}
+        big = {"class": 4, "steps": 400, "n": 8, "seed": 6}
+        alone = d.request("POST", "/generate", small)[2]
+        s, h, j = d.json("POST", "/jobs", big)
+        deadline = time.time() + 10
+        while d.json("GET", h["location"])[2]["progress"]["step"] < 8 * 10 and \
+                time.time() < deadline:
+            time.sleep(0.02)
+        t0 = time.time()
+        s, _, png = d.request("POST", "/generate", small)
+        took = time.time() - t0
+        _, _, bj = d.json("GET", h["location"])
+        check(s == 200 and png == alone, "small answer %d, same bytes: %s" % (s, png == alone))
+        check(bj["status"] == "running" and bj["progress"]["step"] < 8 * 400,
+              "the large job ended first: %s" % bj)
+        # 20 steps of 5 ms each, plus the large job's share (1/8 of the time): far below the
+        # 400 x 5 ms the large job has left.
+        print("small request beside the large job: %.3f s" % took)
+        check(took < 1.0, "small request took %.2f s beside the large job" % took)
+        deadline = time.time() + 60
+        while bj["status"] != "completed" and time.time() < deadline:
+            time.sleep(0.1)
+            bj = d.json("GET", h["location"])[2]
+        check(bj["status"] == "completed", "large job %s" % bj["status"])
+        body = d.json("POST", "/generate", big, {"Accept": "application/json"})[2]
+        for k in range(8):
+            s, _, img = d.request("GET", "%s/images/%d.png" % (h["location"], k))
+            check(png_from_b64(body["images"][k]["b64"]) == img, "image %d of the large job" % k)
+
+
 def probe(a, *args):
     return subprocess.run([a.ditd, "--probe"] + list(args), capture_output=True, timeout=30)
 
