@@ -14,6 +14,7 @@
 #include "isa.h"
 #include "model.h"
 #include "ops.h"
+#include "ops_dnn.h"
 #include "team.h"
 
 static double now_ms(void)
@@ -126,44 +127,58 @@ void dit_weights_free(void *mem, struct dit_weights *w)
 }
 
 struct bf16_copy {
+    const struct dit_config *c;
+    struct dnn_model *dnn;
     uint16_t *next;   /* where the next layer's bf16 weights go */
     size_t total;     /* elements, when only counting */
 };
 
-static int count_linear(void *arg, struct linear *l)
-{
-    ((struct bf16_copy *)arg)->total += (size_t)l->in * l->out;
-    return 0;
-}
-
-static int copy_linear(void *arg, struct linear *l)
+/* The form of a layer (as weights.c chooses it for a model): packed for
+ * oneDNN (token layers, with dnn), bf16 (the others, in bf16), or kept. */
+static int count_linear(void *arg, struct linear *l, int rows)
 {
     struct bf16_copy *b = arg;
-    ops_bf16_from_f32(b->next, l->w, (size_t)l->in * l->out);
-    l->w16 = b->next;
-    l->w = NULL;
-    b->next += (size_t)l->in * l->out;
+    if (!(rows && b->dnn) && b->c->bf16)
+        b->total += (size_t)l->in * l->out;
     return 0;
 }
 
-void *dit_weights_bf16(const struct dit_config *c, const struct dit_weights *src,
-                       struct dit_weights *dst)
+static int copy_linear(void *arg, struct linear *l, int rows)
 {
-    struct bf16_copy b = { 0 };
+    struct bf16_copy *b = arg;
+    char err[DITD_ERR_LEN];
+    if (rows && b->dnn) {
+        if (dnn_pack_linear(b->dnn, l, rows, err, sizeof(err)) != 0)
+            return DITD_EINVAL;
+    } else if (b->c->bf16) {
+        ops_bf16_from_f32(b->next, l->w, (size_t)l->in * l->out);
+        l->w16 = b->next;
+        b->next += (size_t)l->in * l->out;
+    } else {
+        return 0;
+    }
+    l->w = NULL;
+    return 0;
+}
+
+void *dit_weights_bf16(const struct dit_config *c, struct dnn_model *dnn,
+                       const struct dit_weights *src, struct dit_weights *dst)
+{
+    struct bf16_copy b = { .c = c, .dnn = dnn };
     *dst = *src;
     dst->blocks = malloc(sizeof(*dst->blocks) * (size_t)c->depth);
     if (!dst->blocks)
         return NULL;
     memcpy(dst->blocks, src->blocks, sizeof(*dst->blocks) * (size_t)c->depth);
-    dit_weights_each(dst, c->depth, count_linear, &b);
+    dit_weights_each(c, dst, count_linear, &b);
     uint16_t *mem = malloc(sizeof(uint16_t) * (b.total ? b.total : 1));
-    if (!mem) {
+    b.next = mem;
+    if (!mem || dit_weights_each(c, dst, copy_linear, &b) != 0) {
+        free(mem);
         free(dst->blocks);
         dst->blocks = NULL;
         return NULL;
     }
-    b.next = mem;
-    dit_weights_each(dst, c->depth, copy_linear, &b);
     return mem;
 }
 
@@ -241,7 +256,17 @@ static int bench_run(const struct dit_config *c, const struct dit_weights *w, in
         dit_forward(c, w, &s, &ops, x, t, y, batch, y_out);
         fwd_ms[i] = now_ms() - t0;
     }
-    if (c->bf16) {
+    if (c->bf16 && c->dnn) {
+        /* oneDNN alone, with its own threads, on the whole batch's rows. */
+        for (int i = 0; i < iterations; i++) {
+            bf16_ms[i] = dnn_bench_gemms((int)M, (int)D, (int)F, c->depth, threads);
+            if (bf16_ms[i] < 0) {
+                snprintf(err, errlen, "oneDNN's bf16 matmul failed on the forward's shapes");
+                rc = DITD_EINVAL;
+                goto out;
+            }
+        }
+    } else if (c->bf16) {
         const struct ops_ctx bops = { .team = team, .bf16 = 1, .stage = s.stage,
                                       .stage_floats = s.stage_floats };
         time_gemms_bf16(c, batch, &bops, ga, gb16, gc);
@@ -289,25 +314,38 @@ int ditd_bench_forward(const char *config, int image_size, enum ditd_precision p
 {
     struct dit_config c;
     struct dit_weights w = { 0 }, w16;
+    struct dnn_model *dnn = NULL;
     void *mem16 = NULL;
     int rc = model_arch_config(config, image_size, 1000, &c, err, errlen), native;
     if (rc)
         return rc;
     isa_choose_precision(precision, c.transposed, &c.bf16, &native, out->precision_note,
                          sizeof(out->precision_note));
+    if (native && ((rc = dnn_model_new(&dnn, DNN_BF16, err, errlen)) ||
+                   (rc = dit_dnn_prepare(&c, dnn, err, errlen)))) {
+        dnn_model_free(dnn);
+        return rc;
+    }
+    c.dnn = dnn;
     float *weights = dit_weights_random(&c, &w, 0x9e3779b97f4a7c15ULL);
-    if (weights && c.bf16 && !(mem16 = dit_weights_bf16(&c, &w, &w16))) {
+    if (weights && c.bf16 && !(mem16 = dit_weights_bf16(&c, dnn, &w, &w16))) {
         dit_weights_free(weights, &w);
         weights = NULL;
     }
     if (!weights) {
-        snprintf(err, errlen, "out of memory for %s weights", config);
+        snprintf(err, errlen, "out of memory (or oneDNN failed) making %s weights", config);
+        dnn_model_free(dnn);
         return DITD_ENOMEM;
     }
+    if (native)
+        snprintf(out->precision_note + strlen(out->precision_note),
+                 sizeof(out->precision_note) - strlen(out->precision_note), "; oneDNN %s",
+                 dnn_model_impl(dnn));
     rc = bench_run(&c, c.bf16 ? &w16 : &w, batch, threads, iterations, out, err, errlen);
     if (mem16)
         dit_weights_free(mem16, &w16);
     dit_weights_free(weights, &w);
+    dnn_model_free(dnn);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "ops_dnn.h"
 #include "team.h"
 
 int dit_config_finish(struct dit_config *cfg, char *err, size_t errlen)
@@ -114,13 +115,23 @@ int dit_state_init(struct dit_state *s, const struct dit_config *cfg, int max_ro
     s->scratch_floats = ops_attention_scratch((int)S, (int)S);
     s->stage_floats = stage;
     s->max_rows = max_rows;
+    if (cfg->dnn && dnn_ctx_new(&s->dnn, cfg->dnn, max_rows, cfg->seq, threads) != 0) {
+        dit_state_free(s);
+        return DITD_ENOMEM;
+    }
     return 0;
 }
 
 void dit_state_free(struct dit_state *s)
 {
+    dnn_ctx_free(s->dnn);
     free(s->mem);
     memset(s, 0, sizeof(*s));
+}
+
+int dit_state_error(const struct dit_state *s)
+{
+    return dnn_ctx_error(s->dnn);
 }
 
 void dit_pos_embed(float *out, int grid, int D)
@@ -293,10 +304,11 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
     struct ops_ctx bf16_ctx = *ctx;
     const struct ops_ctx *c = ctx;
 
-    if (cfg->bf16) {
-        bf16_ctx.bf16 = 1;
+    if (cfg->bf16 || s->dnn) {
+        bf16_ctx.bf16 = cfg->bf16;
         bf16_ctx.stage = s->stage;
         bf16_ctx.stage_floats = s->stage_floats;
+        bf16_ctx.dnn = s->dnn;
         c = &bf16_ctx;
     }
 
@@ -342,22 +354,34 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
     unpatchify(out, s->big, n, cfg);
 }
 
-int dit_weights_each(struct dit_weights *w, int depth,
-                     int (*fn)(void *arg, struct linear *l), void *arg)
+int dit_weights_each(const struct dit_config *c, struct dit_weights *w,
+                     int (*fn)(void *arg, struct linear *l, int rows), void *arg)
 {
+    const int T = c->tokens, S = c->seq;
     struct linear *top[] = { &w->patch, &w->final, &w->final_ada, &w->t1, &w->t2 };
+    const int top_rows[] = { T, T, 0, 0, 0 };
     int rc = 0;
     for (size_t i = 0; i < sizeof(top) / sizeof(top[0]) && !rc; i++)
         if (top[i]->w || top[i]->w16 || top[i]->dnn)
-            rc = fn(arg, top[i]);
-    for (int l = 0; l < depth && !rc; l++) {
+            rc = fn(arg, top[i], top_rows[i]);
+    for (int l = 0; l < c->depth && !rc; l++) {
         struct dit_block_weights *k = &w->blocks[l];
         struct linear *layers[] = { &k->ada, &k->qkv, &k->proj, &k->fc1, &k->fc2,
                                     &k->xq, &k->xkv, &k->xproj };
+        const int rows[] = { 0, S, S, S, S, S, 0, S };
         for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]) && !rc; i++)
             if (layers[i]->w || layers[i]->w16 || layers[i]->dnn)
-                rc = fn(arg, layers[i]);
+                rc = fn(arg, layers[i], rows[i]);
     }
+    return rc;
+}
+
+int dit_dnn_prepare(const struct dit_config *c, struct dnn_model *d, char *err, size_t errlen)
+{
+    const int S = c->seq, hd = c->head_dim, D = c->hidden;
+    int rc = dnn_prepare_attention(d, S, S, hd, D, err, errlen);
+    if (rc == 0 && c->block == DITD_BLOCK_CROSS_ATTENTION)
+        rc = dnn_prepare_attention(d, S, 2, hd, D, err, errlen);
     return rc;
 }
 

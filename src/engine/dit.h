@@ -13,6 +13,9 @@
 
 #define DIT_FREQ_DIM 256 /* size of the sinusoidal timestep embedding */
 
+struct dnn_model;
+struct dnn_ctx;
+
 struct dit_config {
     int in_channels;       /* C */
     int out_channels;      /* C, or 2C with learned sigma */
@@ -32,6 +35,7 @@ struct dit_config {
     float mlp_norm_eps;    /* eps of the pre-MLP LayerNorm */
     int transposed;        /* token layers hold (in, out) weights for ops_linear_t */
     int bf16;              /* dense products in bf16: weights in their w16 or dnn form */
+    const struct dnn_model *dnn; /* token layers packed for oneDNN (ops_dnn.c), or NULL */
 };
 
 /* Below, "a -> b" is a linear layer from a to b features. Token layers
@@ -79,6 +83,7 @@ struct dit_state {
     size_t scratch_floats;
     float *stage;    /* bf16: (threads, stage_floats) operands of the products */
     size_t stage_floats;
+    struct dnn_ctx *dnn; /* cfg->dnn: the worker's oneDNN objects and buffers */
     float *mem;
 };
 
@@ -88,6 +93,9 @@ int dit_config_finish(struct dit_config *cfg, char *err, size_t errlen);
 
 int dit_state_init(struct dit_state *s, const struct dit_config *cfg, int max_rows, int threads);
 void dit_state_free(struct dit_state *s);
+/* The first error of a forward's oneDNN calls since the state was made; 0
+ * without oneDNN (the other kernels cannot fail). */
+int dit_state_error(const struct dit_state *s);
 
 /* out (n, out_channels, L, L) for x (n, C, L, L), timesteps t (n) and class
  * ids y (n); n <= max_rows. */
@@ -95,10 +103,15 @@ void dit_forward(const struct dit_config *cfg, const struct dit_weights *w,
                  struct dit_state *s, const struct ops_ctx *c,
                  const float *x, const int *t, const int *y, int n, float *out);
 
-/* fn(arg, l) for every linear layer of w that holds weights, in a fixed
- * order; stops at and returns the first non-zero result. */
-int dit_weights_each(struct dit_weights *w, int depth,
-                     int (*fn)(void *arg, struct linear *l), void *arg);
+/* fn(arg, l, rows) for every linear layer of w that holds weights, in a
+ * fixed order; rows: the rows per image of a token layer (T or seq), 0 for
+ * a conditioning layer. Stops at and returns the first non-zero result. */
+int dit_weights_each(const struct dit_config *c, struct dit_weights *w,
+                     int (*fn)(void *arg, struct linear *l, int rows), void *arg);
+
+/* The attention primitives of c in d (self-attention over seq tokens, and
+ * over the 2 condition tokens for cross-attention blocks). */
+int dit_dnn_prepare(const struct dit_config *c, struct dnn_model *d, char *err, size_t errlen);
 
 /* Sin-cos position embedding (T, D) of the reference, computed in double. */
 void dit_pos_embed(float *out, int grid, int D);
@@ -107,12 +120,14 @@ void dit_pos_embed(float *out, int grid, int D);
  * (benchmarks, tests); returns the block, NULL when out of memory. */
 float *dit_weights_random(const struct dit_config *c, struct dit_weights *w, uint64_t seed);
 void dit_weights_free(void *mem, struct dit_weights *w);
-/* dst = src with every linear layer's weights converted to bf16 (w16, in
- * the same layout); the rest is shared with src. Returns the block that
- * holds the bf16 weights (free with dit_weights_free(block, dst)), NULL when
- * out of memory. */
-void *dit_weights_bf16(const struct dit_config *c, const struct dit_weights *src,
-                       struct dit_weights *dst);
+/* dst = src with its linear layers in the form c asks for: token layers
+ * packed into c->dnn when it is set, the others (all with c->dnn NULL)
+ * converted to bf16 (w16, same layout) when c->bf16; the rest is shared
+ * with src. dnn is c->dnn, writable. Returns the block that holds the bf16
+ * weights (free with dit_weights_free(block, dst); the packed ones go with
+ * dnn_model_free), NULL when out of memory or oneDNN failed. */
+void *dit_weights_bf16(const struct dit_config *c, struct dnn_model *dnn,
+                       const struct dit_weights *src, struct dit_weights *dst);
 
 /* Parameters (embedders once, position embedding included) and
  * multiply-accumulates per image per forward. */

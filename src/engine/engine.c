@@ -275,7 +275,7 @@ int ditd_forward(struct ditd_worker *w, const float *x, const int *t, const int 
         if (t[i] < 0 || t[i] >= SCHEDULE_TRAIN_STEPS || y[i] < 0 || y[i] > w->m->dit.num_classes)
             return DITD_EINVAL;
     dit_forward(&w->m->dit, &w->m->dw, &w->dit, &w->ops, x, t, y, n, out);
-    return 0;
+    return dit_state_error(&w->dit) ? DITD_EIO : 0;
 }
 
 /* Guided epsilon of one image from its conditional (and null-class) rows. */
@@ -322,6 +322,8 @@ int ditd_step(struct ditd_worker *w, struct ditd_image *const *imgs, int n)
         }
     }
     dit_forward(&m->dit, &m->dw, &w->dit, &w->ops, w->xin, w->t, w->y, rows, w->out);
+    if (dit_state_error(&w->dit))
+        return DITD_EIO;   /* a oneDNN call failed: the outputs are not to be trusted */
 
     rows = 0;
     for (int k = 0; k < n; k++) {

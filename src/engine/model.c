@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "isa.h"
+#include "ops_dnn.h"
 #include "model.h"
 
 int model_own(struct ditd_model *m, void *p)
@@ -486,6 +487,7 @@ void ditd_model_free(struct ditd_model *m)
     for (int i = 0; i < m->nowned; i++)
         free(m->owned[i]);
     free(m->owned);
+    dnn_model_free(m->dnn);
     for (int i = 0; m->class_names && i < m->dit.num_classes; i++) {
         free(m->class_names[i]);
         free(m->class_labels[i]);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ops_dnn.h"
 #include "ops_internal.h"
 #include "team.h"
 
@@ -232,7 +233,7 @@ struct attention_job {
 };
 
 VECTOR_CLONES
-static void softmax_rows(float *s, int rows, int n, float scale)
+void ops_softmax_rows(float *s, int rows, int n, float scale)
 {
     for (int r = 0; r < rows; r++) {
         float *x = s + (size_t)r * n;
@@ -276,7 +277,7 @@ static void attention_task(void *arg, int task, int thread)
     /* Scaling inside the softmax equals scaling q first, up to rounding. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, j->Tk, j->hd, 1.0f,
                 q, ldq, k, ldk, 0.0f, scores, j->Tk);
-    softmax_rows(scores, rows, j->Tk, 1.0f / sqrtf((float)j->hd));
+    ops_softmax_rows(scores, rows, j->Tk, 1.0f / sqrtf((float)j->hd));
     if (j->stage)
         ops_bf16_round_rows(scores, j->Tk, scores, j->Tk, rows, j->Tk);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, j->hd, j->Tk, 1.0f,
@@ -293,6 +294,11 @@ void ops_attention(const struct ops_ctx *c, float *out, int ldo,
                    const float *v, int ldv, int samples, int Tq, int Tk, int heads, int hd,
                    float *scratch)
 {
+    if (c->dnn) {
+        ops_dnn_attention(c, out, ldo, q, ldq, k, ldk, v, ldv, samples, Tq, Tk, heads, hd,
+                          scratch);
+        return;
+    }
     struct attention_job job = {
         .scratch = scratch, .per_thread = ops_attention_scratch(Tq, Tk),
         .stage = c->bf16 ? c->stage : NULL, .stage_per = c->stage_floats, .out = out, .q = q, .k = k, .v = v,

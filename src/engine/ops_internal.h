@@ -71,6 +71,8 @@ struct linear;
 void ops_bf16_round_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols);
 /* dst[i] = src[i] widened to float32. */
 void ops_bf16_widen(float *dst, const uint16_t *src, size_t n);
+/* Row-wise softmax of (rows, n) scores scaled by `scale`, in place (ops.c). */
+void ops_softmax_rows(float *s, int rows, int n, float scale);
 /* Token rows through l->w16 (out, in): tiles of sgemm on staged operands. */
 void ops_bf16_linear_tiles(const struct ops_ctx *c, float *out, int ldo, const float *in,
                            int ldi, const struct linear *l, int samples, int rows);

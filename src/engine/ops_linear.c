@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ops_dnn.h"
 #include "ops_internal.h"
 #include "team.h"
 
@@ -64,7 +65,9 @@ static void lt_linear(const struct ops_ctx *c, float *out, int ldo, const float 
 void ops_linear_tokens(const struct ops_ctx *c, float *out, int ldo, const float *in, int ldi,
                        const struct linear *l, int samples, int rows)
 {
-    if (l->transposed)
+    if (l->dnn)
+        ops_dnn_linear(c, out, ldo, in, ldi, l, samples, rows, DNN_STORE, NULL, 0);
+    else if (l->transposed)
         lt_linear(c, out, ldo, in, ldi, l, samples * rows, LT_STORE, NULL, 0, rows);
     else if (l->w16)
         ops_bf16_linear_tiles(c, out, ldo, in, ldi, l, samples, rows);
@@ -305,6 +308,10 @@ static void lt_linear(const struct ops_ctx *c, float *out, int ldo, const float 
 void ops_linear_tokens_gelu(const struct ops_ctx *c, float *out, const float *in, int ldi,
                             const struct linear *l, int samples, int rows)
 {
+    if (l->dnn) {
+        ops_dnn_linear(c, out, l->out, in, ldi, l, samples, rows, DNN_GELU, NULL, 0);
+        return;
+    }
     if (!l->transposed) {
         ops_linear_tokens(c, out, l->out, in, ldi, l, samples, rows);
         ops_gelu_tanh(c, out, (long)samples * rows * l->out);
@@ -317,6 +324,10 @@ void ops_linear_tokens_residual(const struct ops_ctx *c, float *x, float *tmp,
                                 const float *in, int ldi, const struct linear *l,
                                 const float *gate, int gate_stride, int samples, int rows)
 {
+    if (l->dnn) {
+        ops_dnn_linear(c, x, l->out, in, ldi, l, samples, rows, DNN_RESIDUAL, gate, gate_stride);
+        return;
+    }
     if (!l->transposed) {
         ops_linear_tokens(c, tmp, l->out, in, ldi, l, samples, rows);
         ops_gated_add(c, x, tmp, gate, gate_stride, samples, rows, l->out);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "ops_dnn.h"
 
 struct binder {
     struct ditd_model *m;
@@ -293,11 +294,14 @@ static void bind_dit_diffusers(struct binder *b, const struct dit_config *c, str
 struct layer_pass {
     struct ditd_model *m;
     const struct st_file *f;
+    int fallbacks;           /* native: layers oneDNN could not take */
+    char dnn_err[160];
 };
 
-static int transpose_linear(void *arg, struct linear *l)
+static int transpose_linear(void *arg, struct linear *l, int rows)
 {
     struct layer_pass *p = arg;
+    (void)rows;
     float *t = malloc(sizeof(float) * (size_t)l->in * l->out);
     if (!t || model_own(p->m, t) != 0)
         return DITD_ENOMEM;
@@ -308,13 +312,25 @@ static int transpose_linear(void *arg, struct linear *l)
     return 0;
 }
 
-/* bf16: each layer's weights converted once, in the layout they already
- * have; the float32 copy (or its mapped pages) is let go, so the model
- * holds the weights of its products in bf16 only. */
-static int bf16_linear(void *arg, struct linear *l)
+/* bf16: each layer's weights converted once: token layers packed for
+ * oneDNN on the native path, the others (and all on the portable path) in
+ * the layout they already have. The float32 copy (or its mapped pages) is
+ * let go, so the model holds the weights of its products in bf16 only. A
+ * layer oneDNN cannot take runs on the portable kernel. */
+static int bf16_linear(void *arg, struct linear *l, int rows)
 {
     struct layer_pass *p = arg;
     const size_t n = (size_t)l->in * l->out;
+    if (rows && p->m->dnn) {
+        char err[DITD_ERR_LEN];
+        if (dnn_pack_linear(p->m->dnn, l, rows, err, sizeof(err)) == 0) {
+            model_drop(p->m, p->f, l->w, sizeof(float) * n);
+            l->w = NULL;
+            return 0;
+        }
+        if (!p->fallbacks++)
+            snprintf(p->dnn_err, sizeof(p->dnn_err), "%.150s", err);
+    }
     uint16_t *h = malloc(sizeof(uint16_t) * n);
     if (!h || model_own(p->m, h) != 0)
         return DITD_ENOMEM;
@@ -323,6 +339,25 @@ static int bf16_linear(void *arg, struct linear *l)
     l->w = NULL;
     l->w16 = h;
     return 0;
+}
+
+/* The oneDNN model of the native path with its attention primitives; when
+ * oneDNN cannot make them, the model runs on the portable bf16 kernels and
+ * its note says so. */
+static void native_setup(struct ditd_model *m, struct layer_pass *pass)
+{
+    char err[DITD_ERR_LEN];
+    if (dnn_model_new(&m->dnn, DNN_BF16, err, sizeof(err)) == 0 &&
+        dit_dnn_prepare(&m->dit, m->dnn, err, sizeof(err)) == 0) {
+        m->dit.dnn = m->dnn;
+        return;
+    }
+    dnn_model_free(m->dnn);
+    m->dnn = NULL;
+    m->native_bf16 = 0;
+    snprintf(pass->dnn_err, sizeof(pass->dnn_err), "%.150s", err);
+    snprintf(m->precision_note, sizeof(m->precision_note),
+             "precision bf16: emulated, oneDNN could not run this model (%.120s)", err);
 }
 
 int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t errlen)
@@ -345,11 +380,20 @@ int model_bind_dit(struct ditd_model *m, struct st_file *f, char *err, size_t er
     if (b.rc)
         return b.rc;
     struct layer_pass pass = { .m = m, .f = f };
-    if ((c->transposed && dit_weights_each(&m->dw, c->depth, transpose_linear, &pass) != 0) ||
-        (c->bf16 && dit_weights_each(&m->dw, c->depth, bf16_linear, &pass) != 0)) {
+    if (m->native_bf16)
+        native_setup(m, &pass);
+    if ((c->transposed && dit_weights_each(c, &m->dw, transpose_linear, &pass) != 0) ||
+        (c->bf16 && dit_weights_each(c, &m->dw, bf16_linear, &pass) != 0)) {
         snprintf(err, errlen, "out of memory re-laying out the transformer weights");
         return DITD_ENOMEM;
     }
+    const size_t used = strlen(m->precision_note);
+    if (pass.fallbacks)
+        snprintf(m->precision_note + used, sizeof(m->precision_note) - used,
+                 "; %d layer(s) emulated (%.100s)", pass.fallbacks, pass.dnn_err);
+    else if (m->dnn)
+        snprintf(m->precision_note + used, sizeof(m->precision_note) - used, "; oneDNN %s",
+                 dnn_model_impl(m->dnn));
 
     if (!m->dw.pos_embed) {
         float *pe = malloc(sizeof(float) * (size_t)c->tokens * (size_t)c->hidden);

@@ -8,37 +8,16 @@
  */
 #include <stdlib.h>
 
-#include "../test.h"
 #include "bf16.h"
-#include "blas.h"
+#include "unit.h"
 #include "ops.h"
 #include "team.h"
-
-static float *randv(size_t n, unsigned *seed, float scale)
-{
-    float *v = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++)
-        v[i] = scale * ((float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f);
-    return v;
-}
 
 static uint16_t *to_bf16(const float *w, size_t n)
 {
     uint16_t *h = malloc(sizeof(uint16_t) * (n ? n : 1));
     ops_bf16_from_f32(h, w, n);
     return h;
-}
-
-/* max |a - b| / max(1, max |b|) */
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double worst = 0, ref = 1;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        worst = d > worst ? d : worst;
-        ref = fabs(b[i]) > ref ? fabs(b[i]) : ref;
-    }
-    return worst / ref;
 }
 
 static float from_bits(uint32_t u)
