@@ -163,6 +163,20 @@ int ditd_bench_forward(const char *config, int image_size, enum ditd_precision p
 int ditd_bench_model(const struct ditd_model *m, int batch, int threads, int iterations,
                      struct ditd_bench_result *out, char *err, size_t errlen);
 
+/* Speed of the Stable Diffusion VAE decoder (sd-vae-ft-* architecture) with
+ * random weights (no files): one image of image_size px (a multiple of 8)
+ * decoded on `threads` threads, the worker's own code path. */
+struct ditd_bench_vae_result {
+    double ms_per_decode;     /* median over the timed iterations */
+    double ms_best;
+    double cpu_ms_per_decode; /* CPU time of all threads, mean: the machine's load shows less */
+    double gmacs;             /* multiply-accumulates of one decode, direct method, 1e9 */
+    double gflops;            /* 2 * gmacs / median time: direct-method equivalent */
+    int latent_size;
+};
+int ditd_bench_vae(int image_size, int threads, int iterations,
+                   struct ditd_bench_vae_result *out, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------------------
  * Generation parameters of one image.
  */

@@ -142,6 +142,7 @@ static const char bench_help[] =
     "usage: dit bench --config XL/2 [--image-size 256] [--batch 1,4,8] [--threads T]\n"
     "                 [--iterations N] [--precision P] [--json]\n"
     "       dit bench --model DIR [--batch ...] ...\n"
+    "       dit bench --vae [--image-size 256] [--precision P] [--threads T] ...\n"
     "\n"
     "Times DiT forward passes, with random weights for --config (no files needed) or\n"
     "the weights of a model directory, and the matrix product of the precision in use\n"
@@ -150,9 +151,38 @@ static const char bench_help[] =
     "without bf16). Reports ms per forward, achieved GFLOP/s (2 x MACs / time) and\n"
     "that product's GFLOP/s (gemm_gflops; sgemm_gflops is always reported too); their\n"
     "ratio is the efficiency.\n"
+    "With --vae, times decodes of one latent to an image of --image-size px by the\n"
+    "Stable Diffusion VAE decoder (sd-vae-ft-* architecture, random weights) and\n"
+    "reports ms per decode.\n"
     "\n"
     CLI_PRECISION_HELP
     CLI_COMMON_HELP;
+
+/* dit bench --vae: one line of text or one JSON object. */
+static int bench_vae(int size, int threads, int iters, enum ditd_precision precision, int json)
+{
+    struct ditd_bench_vae_result r;
+    char err[DITD_ERR_LEN];
+
+    /* The VAE computes in fp32 until its bf16 path exists; auto means fp32. */
+    if (precision == DITD_PRECISION_BF16)
+        return cli_fail("--precision bf16: the VAE decoder computes in fp32 only so far "
+                        "(auto or fp32)"), 2;
+    if (ditd_bench_vae(size, threads, iters, &r, err, sizeof(err)) != 0)
+        return cli_fail("%s", err);
+    if (json)
+        printf("{\"vae\": \"sd-vae-ft\", \"image_size\": %d, \"latent_size\": %d, "
+               "\"threads\": %d, \"precision\": \"fp32\", \"iterations\": %d, "
+               "\"ms_per_decode\": %.1f, \"ms_best\": %.1f, \"cpu_ms_per_decode\": %.1f, "
+               "\"gmacs\": %.2f, \"gflops\": %.1f}\n", size, r.latent_size, threads, iters,
+               r.ms_per_decode, r.ms_best, r.cpu_ms_per_decode, r.gmacs, r.gflops);
+    else
+        printf("SD VAE decoder, %dx%d latent to %d px, fp32, %d threads: %.1f ms per decode "
+               "(best %.1f, CPU %.1f ms), %.1f GMAC, %.1f GFLOP/s direct-equivalent\n",
+               r.latent_size, r.latent_size, size, threads, r.ms_per_decode, r.ms_best,
+               r.cpu_ms_per_decode, r.gmacs, r.gflops);
+    return 0;
+}
 
 int cmd_bench(int argc, char **argv)
 {
@@ -161,14 +191,14 @@ int cmd_bench(int argc, char **argv)
         { "batch", required_argument, 0, 'b' }, { "threads", required_argument, 0, 't' },
         { "iterations", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
         { "model", required_argument, 0, 'm' }, { "verbose", no_argument, 0, 'v' },
-        { "precision", required_argument, 0, 'R' }, { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
+        { "precision", required_argument, 0, 'R' }, { "vae", no_argument, 0, 'a' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     const char *config = "XL/2", *batches = "1", *model_dir = NULL;
     enum ditd_precision precision = DITD_PRECISION_AUTO;
     struct ditd_model *model = NULL;
     long long size = 256, threads = cli_default_threads(), iters = 5;
-    int json = 0, ch, *batch = NULL, nbatch = 0;
+    int json = 0, vae = 0, ch, *batch = NULL, nbatch = 0;
 
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -177,6 +207,7 @@ int cmd_bench(int argc, char **argv)
         case 'b': batches = optarg; break;
         case 'j': json = 1; break;
         case 'v': break;   /* read by main() */
+        case 'a': vae = 1; break;
         case 'i': if (cli_int(optarg, 8, 8192, "--image-size", &size)) return 2; break;
         case 't': if (cli_int(optarg, 1, 256, "--threads", &threads)) return 2; break;
         case 'n': if (cli_int(optarg, 1, 1000, "--iterations", &iters)) return 2; break;
@@ -185,6 +216,8 @@ int cmd_bench(int argc, char **argv)
         default: fputs(bench_help, stderr); return 2;
         }
     }
+    if (vae)
+        return bench_vae((int)size, (int)threads, (int)iters, precision, json);
     if (cli_int_list(batches, 1, 256, "--batch", &batch, &nbatch) != 0)
         return 2;
     if (model_dir) {

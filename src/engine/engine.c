@@ -221,7 +221,7 @@ int ditd_worker_new(struct ditd_worker **out, const struct ditd_model *m,
     w->ops.team = w->team;
     blas_set_threads(1);
     if (dit_state_init(&w->dit, &m->dit, max_rows, threads) != 0 ||
-        vae_state_init(&w->vae, &m->vae, L, threads) != 0)
+        vae_state_init(&w->vae, &m->vae, L, L, threads) != 0)
         goto nomem;
     w->xin = malloc(sizeof(float) * (size_t)(max_rows * n));
     w->t = malloc(sizeof(int) * (size_t)max_rows);

@@ -70,7 +70,7 @@ static int fit(struct ditd_model *m, char *err, size_t errlen)
     double atb[(MODEL_MAX_LATENT_CHANNELS + 1) * 3] = { 0 };
     int rc = DITD_ENOMEM;
 
-    if (!z || !zs || !img || team_new(&team, 1) != 0 || vae_state_init(&vs, &m->vae, L, 1) != 0)
+    if (!z || !zs || !img || team_new(&team, 1) != 0 || vae_state_init(&vs, &m->vae, L, L, 1) != 0)
         goto out;
     struct ops_ctx ops = { .team = team };
     for (int s = 0; s < FIT_LATENTS; s++) {

@@ -2,7 +2,14 @@
  * vae.c - AutoencoderKL decoder: post_quant_conv, conv_in, the mid block
  * (ResNet, single-head attention, ResNet), the up blocks (ResNets, then a
  * nearest x2 upsample and a 3x3 conv), GroupNorm, SiLU and conv_out.
- * Feature maps are HWC so convolutions are GEMMs (ops_conv3x3).
+ *
+ * Feature maps are HWC. Every 3x3 convolution is a Winograd convolution
+ * (conv3.c) that applies what precedes it while reading its input: the
+ * GroupNorm + SiLU of a ResNet (folded into a per-channel affine by
+ * gnorm_fold), or the x2 upsampling; and adds the ResNet's residual while
+ * writing its output. So a ResNet is: statistics, conv, statistics, conv,
+ * with no pass over a map of its own. The attention's projections and the
+ * 1x1 shortcuts go to ops_linear.
  */
 #include "vae.h"
 
@@ -10,7 +17,9 @@
 #include <string.h>
 
 #include "ditd.h"
+#include "gnorm.h"
 #include "ops.h"
+#include "conv3.h"
 
 #define VAE_EPS 1e-6f
 
@@ -25,66 +34,95 @@ static int top_channels(const struct vae_config *cfg)
     return cfg->block_out[cfg->blocks - 1];
 }
 
+/* The largest buffers any stage needs, in floats (partial in doubles). */
 struct stage_sizes {
-    size_t map;  /* largest H*W*C of a feature map */
-    size_t pad;  /* largest padded conv input */
-    size_t wide; /* largest padded-width conv output */
+    size_t map, conv, partial;
+    int channels;
 };
 
-static void see_conv(struct stage_sizes *z, int H, int cin, int cout)
+static size_t max_size(size_t a, size_t b)
 {
-    size_t pad = ops_conv3x3_pad_floats(H, H, cin);
-    size_t wide = ops_conv3x3_wide_floats(H, H, cout);
-    size_t map = (size_t)H * H * (size_t)(cin > cout ? cin : cout);
-    z->pad = pad > z->pad ? pad : z->pad;
-    z->wide = wide > z->wide ? wide : z->wide;
-    z->map = map > z->map ? map : z->map;
+    return a > b ? a : b;
 }
 
-/* Walk the decoder's convolutions for one latent of size L. */
-static void stage_sizes(const struct vae_config *cfg, int L, struct stage_sizes *z)
+static void see_conv(struct stage_sizes *z, int H, int W, int cin, int cout)
 {
-    int H = L, prev = top_channels(cfg);
+    const size_t hw = (size_t)H * W;
+    z->map = max_size(z->map, hw * (size_t)(cin > cout ? cin : cout));
+    z->conv = max_size(z->conv, conv3_scratch_floats(H, W, cin, cout));
+    z->partial = max_size(z->partial, gnorm_partial_doubles((long)hw, cin > cout ? cin : cout));
+    z->channels = z->channels > cin ? z->channels : cin;
+    z->channels = z->channels > cout ? z->channels : cout;
+}
+
+/* Walk the decoder's convolutions for one h x w latent. */
+static void stage_sizes(const struct vae_config *cfg, int h, int w, struct stage_sizes *z)
+{
+    int H = h, W = w, prev = top_channels(cfg);
 
     memset(z, 0, sizeof(*z));
-    see_conv(z, H, cfg->latent_channels, prev);
-    see_conv(z, H, prev, prev);
+    see_conv(z, H, W, cfg->latent_channels, prev);
+    see_conv(z, H, W, prev, prev);
     for (int i = 0; i < cfg->blocks; i++) {
         const int ch = up_channels(cfg, i);
-        see_conv(z, H, prev, ch);
-        see_conv(z, H, ch, ch);
+        see_conv(z, H, W, prev, ch);
+        see_conv(z, H, W, ch, ch);
         if (i < cfg->blocks - 1) {
             H *= 2;
-            see_conv(z, H, ch, ch);
+            W *= 2;
+            see_conv(z, H, W, ch, ch);
         }
         prev = ch;
     }
-    see_conv(z, H, prev, cfg->out_channels);
+    see_conv(z, H, W, prev, cfg->out_channels);
 }
 
-int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int latent_size, int threads)
+struct state_layout {
+    size_t map, chan, partial, conv, attn; /* floats each (partial: floats of its doubles) */
+};
+
+static void state_layout(const struct vae_config *cfg, int h, int w, int threads,
+                         struct state_layout *l)
 {
     struct stage_sizes z;
-    const size_t tokens = (size_t)latent_size * latent_size;
-    const size_t attn = cfg->mid_attention ?
+    const size_t tokens = (size_t)h * w;
+
+    stage_sizes(cfg, h, w, &z);
+    /* Round up to 16 floats so every buffer stays 64-byte aligned. */
+    l->map = (z.map + 15) & ~(size_t)15;
+    l->chan = ((size_t)z.channels + 15) & ~(size_t)15;
+    l->partial = (2 * z.partial + 15) & ~(size_t)15;
+    l->conv = (z.conv + 15) & ~(size_t)15;
+    l->attn = cfg->mid_attention ?
         (size_t)threads * ops_attention_scratch((int)tokens, (int)tokens) +
         3 * tokens * (size_t)top_channels(cfg) : 0;
+}
+
+size_t vae_state_bytes(const struct vae_config *cfg, int h, int w, int threads)
+{
+    struct state_layout l;
+    state_layout(cfg, h, w, threads, &l);
+    return sizeof(float) * (3 * l.map + 2 * l.chan + l.partial + l.conv + l.attn);
+}
+
+int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int w, int threads)
+{
+    struct state_layout l;
 
     memset(s, 0, sizeof(*s));
-    stage_sizes(cfg, latent_size, &z);
-    /* Round up to 16 floats so every buffer stays 64-byte aligned. */
-    const size_t map = (z.map + 15) & ~(size_t)15;
-    const size_t pad = (z.pad + 15) & ~(size_t)15;
-    const size_t wide = (z.wide + 15) & ~(size_t)15;
-    if (posix_memalign((void **)&s->mem, 64, sizeof(float) * (3 * map + pad + wide + attn)) != 0)
+    state_layout(cfg, h, w, threads, &l);
+    if (posix_memalign((void **)&s->mem, 64, vae_state_bytes(cfg, h, w, threads)) != 0)
         return DITD_ENOMEM;
     s->a = s->mem;
-    s->b = s->a + map;
-    s->c = s->b + map;
-    s->pad = s->c + map;
-    s->wide = s->pad + pad;
-    s->attn = s->wide + wide;
-    s->latent_size = latent_size;
+    s->b = s->a + l.map;
+    s->c = s->b + l.map;
+    s->scale = s->c + l.map;
+    s->shift = s->scale + l.chan;
+    s->partial = (double *)(s->shift + l.chan);
+    s->conv = s->shift + l.chan + l.partial;
+    s->attn = s->conv + l.conv;
+    s->h = h;
+    s->w = w;
     return 0;
 }
 
@@ -94,36 +132,44 @@ void vae_state_free(struct vae_state *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* *x = shortcut(*x) + conv2(silu(gn2(conv1(silu(gn1(*x)))))); buffers rotate. */
+/* *x = shortcut(*x) + conv2(silu(gn2(conv1(silu(gn1(*x)))))); buffers rotate.
+ * Each GroupNorm + SiLU happens inside the convolution that reads it. */
 static void resnet(const struct vae_config *cfg, const struct vae_resnet *r, struct vae_state *s,
-                   const struct ops_ctx *c, float **x, float **t1, float **t2, int H)
+                   const struct ops_ctx *c, float **x, float **t1, float **t2, int H, int W)
 {
-    const long HW = (long)H * H;
-    ops_groupnorm(c, *t1, *x, r->norm1_w, r->norm1_b, HW, r->cin, cfg->groups, VAE_EPS, 1);
-    ops_conv3x3(c, *t2, *t1, r->conv1_w, r->conv1_b, H, H, r->cin, r->cout, s->pad, s->wide);
-    ops_groupnorm(c, *t1, *t2, r->norm2_w, r->norm2_b, HW, r->cout, cfg->groups, VAE_EPS, 1);
-    ops_conv3x3(c, *t2, *t1, r->conv2_w, r->conv2_b, H, H, r->cout, r->cout, s->pad, s->wide);
+    const long HW = (long)H * W;
+    struct conv3_input in = { .scale = s->scale, .shift = s->shift, .silu = 1 };
+
+    gnorm_fold(c, s->scale, s->shift, *x, r->norm1_w, r->norm1_b, HW, r->cin, cfg->groups,
+               VAE_EPS, s->partial);
+    in.x = *x;
+    conv3_run(c, *t1, NULL, &in, r->conv1_w, r->conv1_b, H, W, r->cin, r->cout, s->conv);
+    gnorm_fold(c, s->scale, s->shift, *t1, r->norm2_w, r->norm2_b, HW, r->cout, cfg->groups,
+               VAE_EPS, s->partial);
+    in.x = *t1;
     if (r->short_w) {
-        ops_linear(c, *t1, r->cout, *x, r->cin, r->short_w, r->short_b, (int)HW, r->cin, r->cout);
-        ops_add(c, *t1, *t2, HW * r->cout);
+        ops_linear(c, *t2, r->cout, *x, r->cin, r->short_w, r->short_b, (int)HW, r->cin, r->cout);
+        conv3_run(c, *t2, *t2, &in, r->conv2_w, r->conv2_b, H, W, r->cout, r->cout, s->conv);
         float *tmp = *x;
-        *x = *t1;
-        *t1 = tmp;
+        *x = *t2;
+        *t2 = tmp;
     } else {
-        ops_add(c, *x, *t2, HW * r->cout);
+        conv3_run(c, *x, *x, &in, r->conv2_w, r->conv2_b, H, W, r->cout, r->cout, s->conv);
     }
 }
 
 /* *x += to_out(Attention(group_norm(*x))), one head over the H*W pixels. */
 static void mid_attention(const struct vae_config *cfg, const struct vae_weights *w,
                           struct vae_state *s, const struct ops_ctx *c,
-                          float *x, float *t1, float *t2, int H)
+                          float *x, float *t1, float *t2, int HW)
 {
-    const int C = top_channels(cfg), HW = H * H;
+    const int C = top_channels(cfg);
     float *q = s->attn, *k = q + (size_t)HW * C, *v = k + (size_t)HW * C;
     float *scores = v + (size_t)HW * C;
 
-    ops_groupnorm(c, t1, x, w->attn_norm_w, w->attn_norm_b, HW, C, cfg->groups, VAE_EPS, 0);
+    gnorm_fold(c, s->scale, s->shift, x, w->attn_norm_w, w->attn_norm_b, HW, C, cfg->groups,
+               VAE_EPS, s->partial);
+    gnorm_apply(c, t1, x, s->scale, s->shift, HW, C, 0);
     ops_linear(c, q, C, t1, C, w->q_w, w->q_b, HW, C, C);
     ops_linear(c, k, C, t1, C, w->k_w, w->k_b, HW, C, C);
     ops_linear(c, v, C, t1, C, w->v_w, w->v_b, HW, C, C);
@@ -135,42 +181,49 @@ static void mid_attention(const struct vae_config *cfg, const struct vae_weights
 void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
                 struct vae_state *s, const struct ops_ctx *c, const float *z, float *out)
 {
-    const int C = cfg->latent_channels, L = s->latent_size;
+    const int C = cfg->latent_channels, oc = cfg->out_channels;
     float *x = s->a, *t1 = s->b, *t2 = s->c;
-    int H = L;
+    int H = s->h, W = s->w;
+    struct conv3_input in = { 0 };
 
     /* NCHW latent -> HWC, then post_quant_conv (1x1) and conv_in. */
-    for (int p = 0; p < L * L; p++)
+    for (int p = 0; p < H * W; p++)
         for (int ch = 0; ch < C; ch++)
-            t2[(size_t)p * C + ch] = z[(size_t)ch * L * L + p];
-    ops_linear(c, t1, C, t2, C, w->post_quant_w, w->post_quant_b, L * L, C, C);
-    ops_conv3x3(c, x, t1, w->conv_in_w, w->conv_in_b, H, H, C, top_channels(cfg), s->pad, s->wide);
+            t2[(size_t)p * C + ch] = z[(size_t)ch * H * W + p];
+    ops_linear(c, t1, C, t2, C, w->post_quant_w, w->post_quant_b, H * W, C, C);
+    in.x = t1;
+    conv3_run(c, x, NULL, &in, w->conv_in_w, w->conv_in_b, H, W, C, top_channels(cfg), s->conv);
 
-    resnet(cfg, &w->mid_res[0], s, c, &x, &t1, &t2, H);
+    resnet(cfg, &w->mid_res[0], s, c, &x, &t1, &t2, H, W);
     if (cfg->mid_attention)
-        mid_attention(cfg, w, s, c, x, t1, t2, H);
-    resnet(cfg, &w->mid_res[1], s, c, &x, &t1, &t2, H);
+        mid_attention(cfg, w, s, c, x, t1, t2, H * W);
+    resnet(cfg, &w->mid_res[1], s, c, &x, &t1, &t2, H, W);
 
     for (int i = 0; i < cfg->blocks; i++) {
         const struct vae_up_block *ub = &w->up[i];
         for (int j = 0; j <= cfg->layers_per_block; j++)
-            resnet(cfg, &ub->res[j], s, c, &x, &t1, &t2, H);
+            resnet(cfg, &ub->res[j], s, c, &x, &t1, &t2, H, W);
         if (ub->up_w) {
             const int ch = up_channels(cfg, i);
-            ops_upsample2(t1, x, H, H, ch);
+            in = (struct conv3_input){ .x = x, .up2 = 1 };
             H *= 2;
-            ops_conv3x3(c, x, t1, ub->up_w, ub->up_b, H, H, ch, ch, s->pad, s->wide);
+            W *= 2;
+            conv3_run(c, t1, NULL, &in, ub->up_w, ub->up_b, H, W, ch, ch, s->conv);
+            float *tmp = x;
+            x = t1;
+            t1 = tmp;
         }
     }
 
     const int cb = cfg->block_out[0];
-    ops_groupnorm(c, t1, x, w->norm_out_w, w->norm_out_b, (long)H * H, cb, cfg->groups, VAE_EPS, 1);
-    ops_conv3x3(c, t2, t1, w->conv_out_w, w->conv_out_b, H, H, cb, cfg->out_channels,
-                s->pad, s->wide);
+    gnorm_fold(c, s->scale, s->shift, x, w->norm_out_w, w->norm_out_b, (long)H * W, cb,
+               cfg->groups, VAE_EPS, s->partial);
+    in = (struct conv3_input){ .x = x, .scale = s->scale, .shift = s->shift, .silu = 1 };
+    conv3_run(c, t2, NULL, &in, w->conv_out_w, w->conv_out_b, H, W, cb, oc, s->conv);
     /* HWC -> CHW. */
-    for (int p = 0; p < H * H; p++)
-        for (int ch = 0; ch < cfg->out_channels; ch++)
-            out[(size_t)ch * H * H + p] = t2[(size_t)p * cfg->out_channels + ch];
+    for (int p = 0; p < H * W; p++)
+        for (int ch = 0; ch < oc; ch++)
+            out[(size_t)ch * H * W + p] = t2[(size_t)p * oc + ch];
 }
 
 static void count_resnet(int cin, int cout, long HW, int64_t *p, double *m)

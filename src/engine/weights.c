@@ -4,8 +4,8 @@
  *
  * F32 tensors are used in place from the read-only mapping. F16/BF16
  * tensors, F32 tensors at unaligned offsets, and 3x3 convolution weights
- * (re-laid out for ops_conv3x3) are copied once; the mapped pages of a
- * copied tensor are then released so resident memory stays near the size
+ * (re-laid out for the VAE's convolutions) are copied once; the mapped pages
+ * of a copied tensor are then released so resident memory stays near the size
  * of the weights in use.
  */
 #include <math.h>
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv3.h"
 #include "model.h"
 #include "ops_dnn.h"
 
@@ -131,21 +132,19 @@ static const float *bind4(struct binder *b, const char *name, int64_t d0, int64_
     return bind(b, name, 4, s);
 }
 
-/* A 3x3 conv weight (cout, cin, 3, 3) re-laid out as (9, cout, cin). */
+/* A 3x3 conv weight (cout, cin, 3, 3) re-laid out in the panels the VAE's
+ * convolutions read (conv3.h). */
 static const float *bind_conv3(struct binder *b, const char *name, int cout, int cin)
 {
     const float *w = bind4(b, name, cout, cin, 3, 3);
     if (!w)
         return NULL;
-    float *r = malloc(sizeof(float) * 9 * (size_t)cout * (size_t)cin);
+    float *r = malloc(sizeof(float) * conv3_weight_floats(cin, cout));
     if (!r || model_own(b->m, r) != 0) {
         binder_fail(b, DITD_ENOMEM, "out of memory re-laying out %s%s", b->prefix, name);
         return NULL;
     }
-    for (int o = 0; o < cout; o++)
-        for (int i = 0; i < cin; i++)
-            for (int tap = 0; tap < 9; tap++)
-                r[((size_t)tap * cout + o) * cin + i] = w[((size_t)o * cin + i) * 9 + tap];
+    conv3_pack_weights(r, w, cin, cout);
     st_release(b->f, lookup(b, name));
     return r;
 }
