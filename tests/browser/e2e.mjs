@@ -215,7 +215,8 @@ async function apiImages(base, body, headers = {}) {
 /* ---- scenarios --------------------------------------------------------------- */
 
 async function scenarioPage(a, dir, shots) {
-  const d = await startDitd(a, dir, []);
+  // One guided image per forward, so a job can wait in the queue behind another.
+  const d = await startDitd(a, dir, ['--max-batch', '2']);
   const ctx = await openBrowser(dir);
   const problems = [];
   try {
@@ -274,10 +275,15 @@ async function scenarioPage(a, dir, shots) {
     check(cards.length === 5 && cards[0].seed !== '1234' && cards[0].hi - cards[0].lo > 100, 'vary seed');
     check(pngInfo(cards[0].png).text.seed === cards[0].seed, 'varied seed in the metadata');
 
-    // Cancel a long run once it is under way.
+    // Queue behind another client's job, then cancel the long run once it is under way.
+    const other = await fetch(d.base + '/jobs', { method: 'POST', body: JSON.stringify({ class: 0, steps: 60 }) });
+    check(other.status === 202, 'the other job');
     await fillForm(page, { className: 'bag', cfg: 4, steps: 1000, sampler: 'ddpm', n: 1, seed: '' });
+    await recordRun(page);
     await page.click('#generate');
     await page.waitForFunction(() => /^step \d+/.test(document.getElementById('runinfo').textContent));
+    const waited = (await page.evaluate(() => window.__seen.info)).filter((t) => t.startsWith('queued'));
+    check(waited.includes('queued: next to start'), 'queue position not shown: ' + waited);
     await page.click('#cancel');
     await runState(page, 'cancelled', 10000);
     check((await page.textContent('#runinfo')).includes('cancelled (client)'), 'cancel line');
@@ -285,6 +291,7 @@ async function scenarioPage(a, dir, shots) {
     check((await page.$$('#gallery .card')).length === 5, 'a cancelled run added images');
     const listed = await (await fetch(d.base + '/jobs?status=cancelled')).json();
     check(listed.jobs.length === 1 && listed.jobs[0].class_name === 'bag', 'cancelled job ' + JSON.stringify(listed));
+    console.log('queued behind another job (' + waited.join(', ') + '), then cancelled');
 
     // A few more classes for the picture, then the queue panel.
     for (const [name, seed] of [['dress', '11'], ['ankle boot', '5'], ['trouser', '3']]) {
@@ -301,7 +308,7 @@ async function scenarioPage(a, dir, shots) {
     // The picture for the README: a run under way above the gallery, then cancelled.
     await fillForm(page, { className: 'sneaker', cfg: 4, steps: 250, sampler: 'ddpm', n: 2, seed: '2024' });
     await page.click('#generate');
-    await page.waitForFunction(() => document.getElementById('bar').value >= 0.45, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.getElementById('bar').value >= 0.6, null, { timeout: 30000 });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(shots, 'web-ui.png') });
     await page.click('#cancel');
