@@ -59,6 +59,7 @@ if [ -s "$port_file" ]; then
     case $host in "["*) glob="-g " ;; esac
     echo "ditd listens on $host:$port (it answers once the model is loaded); try:"
     echo "  curl ${glob}-X POST $host:$port/generate -d '{\"class\":1,\"cfg\":4.0}' -o out.png"
+    echo "or open http://$host:$port/ in a browser (the web page, docs/web.md)"
 fi
 # A trapped TERM ends `wait` early (status > 128): wait on for the drain.
 rc=0
