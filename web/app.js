@@ -343,8 +343,8 @@ async function generate(p) {
           img.src = pngUrl(d.b64);
         }
       } else if (name === 'image') {
-        const meta = { class: p.class, cfg: p.cfg, steps: p.steps, sampler: p.sampler, n: p.n,
-                       seed, index: d.index, job: job.id };
+        const meta = { class: p.class, label: className(p.class), cfg: p.cfg, steps: p.steps,
+                       sampler: p.sampler, n: p.n, seed, index: d.index, job: job.id };
         addToGallery(d.b64, meta, true);
         const img = slots[d.index];
         if (img) {
@@ -388,8 +388,13 @@ async function cancel() {
 
 /* ---- the gallery --------------------------------------------------------- */
 
+// The class name kept with the image (a restored gallery may show before /classes answers).
+function label(meta) {
+  return meta.label || className(meta.class);
+}
+
 function fileName(meta) {
-  const name = className(meta.class).replace(/[^A-Za-z0-9_-]+/g, '_');
+  const name = label(meta).replace(/[^A-Za-z0-9_-]+/g, '_');
   return 'ditd-' + name + '-seed' + meta.seed + '-' + meta.index + '.png';
 }
 
@@ -397,9 +402,9 @@ function card(item) {
   const m = item.meta;
   const url = pngUrl(item.png);
   const c = el('figure', { class: 'card', 'data-seed': m.seed, 'data-index': String(m.index) });
-  const img = el('img', { src: url, alt: className(m.class) + ', seed ' + m.seed });
+  const img = el('img', { src: url, alt: label(m) + ', seed ' + m.seed });
   const meta = el('figcaption', { class: 'meta' });
-  meta.append(el('b', {}, className(m.class)), ' · cfg ' + m.cfg + ' · ' + m.steps + ' steps · ' +
+  meta.append(el('b', {}, label(m)), ' · cfg ' + m.cfg + ' · ' + m.steps + ' steps · ' +
               m.sampler + ' · seed ' + m.seed + (m.n > 1 ? ' #' + m.index : ''));
   const buttons = el('div', { class: 'buttons' });
   const dl = el('a', { class: 'download', href: url, download: fileName(m) }, 'Download');

@@ -381,6 +381,7 @@ async function scenarioApiKey(a, dir, shots) {
     await page.reload();
     await page.waitForSelector('#status[data-state="ready"]');
     check((await page.$$('#gallery .card')).length === 1, 'gallery lost on reload');
+    check((await page.textContent('#gallery .card .meta')).startsWith('coat'), 'restored caption');
     await page.screenshot({ path: join(shots, 'web-ui-apikey.png') });
     check(problems.length === 0, problems.join('\n'));
   } finally {
