@@ -261,6 +261,18 @@ int ditd_forward(struct ditd_worker *w, const float *x, const int *t,
  * division; out (n, out_channels, 8L, 8L) float, unclamped. */
 int ditd_decode_latents(struct ditd_worker *w, const float *z, int n, float *out);
 
+/* The same for latents of any size, z (n, C, h, w) with 1 <= h, w <=
+ * DITD_DECODE_MAX_LATENT; out (n, out_channels, h*f, w*f), f = image_size /
+ * latent_size (8 for the SD VAE). The decoder is convolutional, so any size
+ * decodes. Unlike a worker's calls this one allocates the buffers for its
+ * size (about 0.25 GB for a 32x32 SD latent, 3.5 GB for 128x128) and frees
+ * them before it returns; DITD_ENOMEM says how much was needed. A latent of
+ * the model's own size gives the same bytes as ditd_decode_latents(), and
+ * no result depends on `threads` or on n. */
+#define DITD_DECODE_MAX_LATENT 128
+int ditd_decode_any(const struct ditd_model *m, const float *z, int n, int h, int w,
+                    int threads, float *out, char *err, size_t errlen);
+
 /* Previews of images in flight, at the image's own size, from the current x0
  * prediction. DECODE runs the real VAE decoder; LINEAR maps each latent cell to
  * RGB with a linear projection per latent channel (vae/config.json's

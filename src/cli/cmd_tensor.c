@@ -27,9 +27,10 @@ static const char decode_help[] =
     "usage: dit decode --model DIR --latent z.npy -o out.npy|out.png [--threads T]\n"
     "                  [--precision P]\n"
     "\n"
-    "Runs the VAE decoder on latents z (N, C, L, L) float32 as sampled (the tool divides\n"
-    "by the scaling factor). .npy output holds the raw decoder output (N, channels, H, W);\n"
-    ".png output holds the first image mapped to 8 bits.\n"
+    "Runs the VAE decoder on latents z (N, C, h, w) float32 as sampled (the tool divides\n"
+    "by the scaling factor). Any latent size decodes, 1 to 128 cells per side, not only\n"
+    "the DiT's own. .npy output holds the raw decoder output (N, channels, h*f, w*f),\n"
+    "f = 8 for the SD VAE; .png output holds the first image mapped to 8 bits.\n"
     "\n"
     "  --threads T        compute threads (default: all cores)\n"
     CLI_PRECISION_HELP
@@ -88,27 +89,43 @@ static int parse(int argc, char **argv, const char *help, struct tensor_opts *o)
     return 0;
 }
 
-/* Read a float32 array of exactly 4 dims (N, C, L, L) matching the model. */
-static int read_latents(const char *path, const struct ditd_model_info *i, struct npy_array *a)
+/* Read a float32 array of exactly 4 dims (N, C, L, L) matching the model;
+ * with any_size, (N, C, h, w) with h, w from 1 to DITD_DECODE_MAX_LATENT. */
+static int read_latents(const char *path, const struct ditd_model_info *i, int any_size,
+                        struct npy_array *a)
 {
     char err[DITD_ERR_LEN];
     if (npy_read(path, a, err, sizeof(err)) != 0)
         return cli_fail("%s", err);
     if (a->dtype != NPY_F32 || a->ndim != 4 || a->shape[0] < 1 ||
-        a->shape[1] != i->latent_channels || a->shape[2] != i->latent_size ||
-        a->shape[3] != i->latent_size) {
+        a->shape[1] != i->latent_channels) {
         npy_free(a);
+        if (any_size)
+            return cli_fail("%s: expected float32 of shape (N, %d, h, w)", path,
+                            i->latent_channels);
+        return cli_fail("%s: expected float32 of shape (N, %d, %d, %d)", path,
+                        i->latent_channels, i->latent_size, i->latent_size);
+    }
+    if (any_size ? a->shape[2] < 1 || a->shape[2] > DITD_DECODE_MAX_LATENT || a->shape[3] < 1 ||
+                   a->shape[3] > DITD_DECODE_MAX_LATENT
+                 : a->shape[2] != i->latent_size || a->shape[3] != i->latent_size) {
+        const long long h = a->shape[2], w = a->shape[3];
+        npy_free(a);
+        if (any_size)
+            return cli_fail("%s: a %lld x %lld latent; the decoder takes 1 to %d cells per side "
+                            "(images up to %d px)", path, h, w, DITD_DECODE_MAX_LATENT,
+                            DITD_DECODE_MAX_LATENT * (i->image_size / i->latent_size));
         return cli_fail("%s: expected float32 of shape (N, %d, %d, %d)", path,
                         i->latent_channels, i->latent_size, i->latent_size);
     }
     return 0;
 }
 
-/* Write (n, c, size, size) float32 as .npy; 0 or 1 after printing why. */
-static int write_nchw(const char *path, const float *data, int n, int c, int size)
+/* Write (n, c, h, w) float32 as .npy; 0 or 1 after printing why. */
+static int write_nchw(const char *path, const float *data, int n, int c, int h, int w)
 {
     char err[DITD_ERR_LEN];
-    const int64_t shape[4] = { n, c, size, size };
+    const int64_t shape[4] = { n, c, h, w };
     if (npy_write(path, NPY_F32, 4, shape, data, err, sizeof(err)) != 0)
         return cli_fail("%s", err);
     return 0;
@@ -132,7 +149,7 @@ int cmd_forward(int argc, char **argv)
     if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
     const struct ditd_model_info *i = ditd_model_info(m);
-    if (read_latents(o.x, i, &x) != 0 ||
+    if (read_latents(o.x, i, 0, &x) != 0 ||
         cli_int_list(o.t, 0, 999, "--t", &t, &nt) != 0 ||
         cli_int_list(o.y, 0, i->num_classes, "--y", &y, &ny) != 0)
         goto out;
@@ -151,7 +168,7 @@ int cmd_forward(int argc, char **argv)
         cli_fail("forward pass failed");
         goto out;
     }
-    rc = write_nchw(o.out, out, n, oc, i->latent_size);
+    rc = write_nchw(o.out, out, n, oc, i->latent_size, i->latent_size);
 out:
     ditd_worker_free(w);
     ditd_model_free(m);
@@ -162,9 +179,9 @@ out:
     return rc;
 }
 
-static int write_png_file(const char *path, const float *img, int channels, int size)
+static int write_png_file(const char *path, const float *img, int channels, int h, int w)
 {
-    const size_t plane = (size_t)size * size;
+    const size_t plane = (size_t)h * w;
     uint8_t *rgb = malloc(plane * 3), *png = NULL;
     size_t len;
     int rc = 1;
@@ -175,7 +192,7 @@ static int write_png_file(const char *path, const float *img, int channels, int 
             float v = 127.5f * img[(size_t)(c < channels ? c : 0) * plane + p] + 128.0f;
             rgb[p * 3 + c] = (uint8_t)(v > 0.0f ? (v < 255.0f ? v : 255.0f) : 0.0f);
         }
-    if (ditd_png_encode(rgb, size, size, 3, NULL, 0, &png, &len) == 0) {
+    if (ditd_png_encode(rgb, w, h, 3, NULL, 0, &png, &len) == 0) {
         FILE *f = fopen(path, "wb");
         if (f && fwrite(png, 1, len, f) == len && fclose(f) == 0)
             rc = 0;
@@ -194,7 +211,6 @@ int cmd_decode(int argc, char **argv)
     struct tensor_opts o = { 0 };
     struct npy_array z = { 0 };
     struct ditd_model *m = NULL;
-    struct ditd_worker *w = NULL;
     float *out = NULL;
     char err[DITD_ERR_LEN];
     int rc = parse(argc, argv, decode_help, &o);
@@ -207,24 +223,26 @@ int cmd_decode(int argc, char **argv)
     if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
     const struct ditd_model_info *i = ditd_model_info(m);
-    if (read_latents(o.latent, i, &z) != 0)
+    if (read_latents(o.latent, i, 1, &z) != 0)
         goto out;
-    const int n = (int)z.shape[0];
+    const int n = (int)z.shape[0], lh = (int)z.shape[2], lw = (int)z.shape[3];
+    const int f = i->image_size / i->latent_size, h = lh * f, w = lw * f;
     const int channels = i->image_channels;
-    const size_t plane = (size_t)i->image_size * i->image_size;
-    out = malloc(sizeof(float) * (size_t)n * channels * plane);
-    if (!out || ditd_worker_new(&w, m, 1, (int)o.threads, err, sizeof(err)) != 0) {
-        cli_fail("%s", out ? err : "out of memory");
+    out = malloc(sizeof(float) * (size_t)n * channels * h * w);
+    if (!out) {
+        cli_fail("out of memory for %d decoded images of %d x %d", n, h, w);
         goto out;
     }
-    ditd_decode_latents(w, z.data, n, out);
+    if (ditd_decode_any(m, z.data, n, lh, lw, (int)o.threads, out, err, sizeof(err)) != 0) {
+        cli_fail("%s", err);
+        goto out;
+    }
     const size_t len = strlen(o.out);
     if (len > 4 && strcmp(o.out + len - 4, ".png") == 0)
-        rc = write_png_file(o.out, out, channels, i->image_size);
+        rc = write_png_file(o.out, out, channels, h, w);
     else
-        rc = write_nchw(o.out, out, n, channels, i->image_size);
+        rc = write_nchw(o.out, out, n, channels, h, w);
 out:
-    ditd_worker_free(w);
     ditd_model_free(m);
     npy_free(&z);
     free(out);

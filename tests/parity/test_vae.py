@@ -1,9 +1,11 @@
 """Parity: `dit decode` (raw VAE decoder output) vs the PyTorch AutoencoderKL of tools/pyref/vae.py,
 for a few small decoder configurations in each accepted key naming (diffusers, legacy attention
-names, CompVis/ldm, ldm under `first_stage_model.`)."""
+names, CompVis/ldm, ldm under `first_stage_model.`); latents of other sizes than the DiT's (square
+and not, small enough for the direct convolutions and large enough for Winograd's); the same bytes
+with 1 or 3 threads and with one or several latents per call; and the size limits."""
 import numpy as np
 
-from common import Harness, compare, load_npy, save_npy
+from common import CheckFailed, Harness, compare, load_npy, save_npy
 import models
 from pyref import export
 
@@ -47,6 +49,61 @@ def run_case(h, cname, naming, seed, dtype="F32"):
     return compare(ours, ref)
 
 
+def write_case_model(h, cname, seed, tag):
+    kw, lat = CONFIGS[cname]
+    vae = models.build_vae(seed, **kw)
+    dit = models.build_dit(seed, input_size=lat, patch_size=2, hidden_size=32, depth=1,
+                           num_heads=2)
+    d = h.path(tag, "model")[:-len("/model")]
+    export.write_model(d, dit, vae)
+    return d, vae
+
+
+def decode(h, d, z, tag, threads=None):
+    zin = save_npy(h.path(tag, "z.npy"), z)
+    out = h.path(tag, "out.npy")
+    h.run_dit(["decode", "--model", d, "--latent", zin, "-o", out] +
+              (["--threads", str(threads)] if threads else []))
+    return load_npy(out, ndim=4)
+
+
+def other_size(h, cname, lh, lw, seed):
+    """A latent of another size than the DiT's: same decoder, PyTorch at that size."""
+    tag = "size_%s_%dx%d" % (cname.replace(" ", "_"), lh, lw)
+    d, vae = write_case_model(h, cname, seed, tag)
+    z = (np.random.default_rng(seed).standard_normal((1, 4, lh, lw)) * 0.8).astype(np.float32)
+    return compare(decode(h, d, z, tag), models.vae_decode(vae, z))
+
+
+def invariance(h, cname, lh, lw, seed):
+    """The same bytes with 1 and 3 threads, and for a latent decoded alone or beside others."""
+    tag = "inv_%s_%dx%d" % (cname.replace(" ", "_"), lh, lw)
+    d, _ = write_case_model(h, cname, seed, tag)
+    z = (np.random.default_rng(seed).standard_normal((3, 4, lh, lw)) * 0.8).astype(np.float32)
+    all3 = decode(h, d, z, tag + "_3t", threads=3)
+    one = decode(h, d, z, tag + "_1t", threads=1)
+    alone = decode(h, d, z[1:2], tag + "_alone", threads=2)
+    if all3.tobytes() != one.tobytes():
+        raise CheckFailed("3 threads and 1 thread give different bytes (max diff %.3g)"
+                          % float(np.abs(all3 - one).max()))
+    if all3[1:2].tobytes() != alone.tobytes():
+        raise CheckFailed("the second of three latents differs from the same latent alone")
+    return "3 latents x 1/3 threads and one alone: identical bytes"
+
+
+def limits(h):
+    d, _ = write_case_model(h, "b32-64 lpb1 g8 rgb", 10, "limits")
+    for shape, want in (((1, 4, 129, 8), "1 to 128 cells per side"),
+                        ((1, 3, 8, 8), "expected float32 of shape (N, 4, h, w)")):
+        zin = save_npy(h.path("limits", "z%d.npy" % shape[2]), np.zeros(shape, np.float32))
+        r = h.run_dit(["decode", "--model", d, "--latent", zin, "-o",
+                       h.path("limits", "out.npy")], expect_ok=False)
+        if r.returncode == 0 or want not in r.err:
+            raise CheckFailed("latent %s: exit %d, stderr %r (want %r)" % (
+                shape, r.returncode, r.err.strip(), want))
+    return "129 cells and 3 channels refused with their reasons"
+
+
 def main():
     h = Harness("vae", __doc__)
     for i, cname in enumerate(CONFIGS):
@@ -59,6 +116,17 @@ def main():
            "diffusers", 10, "F16")
     h.case("vae b32-64 lpb1 g8 rgb ldm BF16", run_case, h, "b32-64 lpb1 g8 rgb", "ldm", 10,
            "BF16")
+    # The DiT's latent is 8 (6 for sf0.5); f = 2 or 8. 3x5: direct convolutions only; 12x20 and
+    # 30x18: the larger stages through Winograd.
+    for cname, lh, lw in (("b32-64 lpb1 g8 rgb", 12, 20), ("b32-64 lpb1 g8 rgb", 3, 5),
+                          ("b32-64 lpb2 g32 sf0.5", 30, 18),
+                          ("sd-like b64-128-128-128 lpb2 g32", 6, 10)):
+        h.case("vae %s latent %dx%d" % (cname, lh, lw), other_size, h, cname, lh, lw, 40 + lh)
+    h.case("vae invariance threads and batch 14x10", invariance, h, "b32-64 lpb1 g8 rgb", 14, 10,
+           50)
+    h.case("vae invariance threads and batch sd-like 8x8", invariance, h,
+           "sd-like b64-128-128-128 lpb2 g32", 8, 8, 51)
+    h.case("vae size limits", limits, h)
     h.finish()
 
 
