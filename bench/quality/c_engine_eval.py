@@ -104,11 +104,12 @@ def real_baseline(clf, test_feats, per_class):
     return r
 
 
-def generate(dit, model, sampler, steps, cfg, cls, n, seed, batch, outdir):
+def generate(dit, model, sampler, steps, cfg, cls, n, seed, batch, outdir, precision="fp32"):
     os.makedirs(outdir)
     cmd = [dit, "generate", "--model", model, "--class", str(cls), "--cfg", f"{cfg:g}",
            "--steps", str(steps), "--sampler", sampler, "--seed", str(seed), "--n", str(n),
-           "--batch", str(min(batch, n)), "--outdir", outdir, "--quiet"]
+           "--batch", str(min(batch, n)), "--outdir", outdir, "--quiet",
+           "--precision", precision]
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if p.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
