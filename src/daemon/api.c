@@ -139,6 +139,8 @@ static ssize_t stream_read(struct http_req *r, char *buf, size_t max)
         w->last_write_ns = job_now_ns();
         return (ssize_t)n;
     }
+    if (ended)
+        api_job_delivered(w->job, -1);
     if (ended && w->owner) {
         /* For the access log: the stream's own job waited this long. */
         pthread_mutex_lock(&w->job->mu);
@@ -507,8 +509,13 @@ static void job_endpoint(struct server *s, struct http_req *r)
     }
     if (r->ep == EP_JOB) {
         if (method_is(r, "GET")) {
+            pthread_mutex_lock(&j->mu);
+            if (j->state == JOB_FAILED || j->state == JOB_CANCELLED)
+                api_job_delivered(j, -1);   /* no images to come */
+            pthread_mutex_unlock(&j->mu);
             http_reply_json(r, 200, api_job_json(s, j));
         } else if (method_is(r, "DELETE")) {
+            api_job_delivered(j, -1);
             if (sched_cancel(&s->sched, j, CANCEL_CLIENT) == -EALREADY) {
                 http_reply_error(r, 409, "conflict", NULL, "job %s is already %s", j->id,
                                  job_state_name(j->state));
@@ -553,6 +560,7 @@ static void job_endpoint(struct server *s, struct http_req *r)
         if (j->images[k].png) {
             http_add_header(r, "X-Seed", "%llu", (unsigned long long)j->seed);
             http_reply(r, 200, "image/png", j->images[k].png, j->images[k].png_len, false);
+            api_job_delivered(j, (int)k);
         } else {
             http_reply_error(r, 404, "not_found_error", NULL, "image %ld of job %s is not ready (%s)",
                              k, j->id, job_state_name(j->state));

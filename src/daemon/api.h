@@ -70,6 +70,9 @@ void api_table_add(struct server *s, struct job *j);
 struct job *api_find_job(struct server *s, struct http_req *r, const char *id, size_t len);
 /* GET /jobs. */
 void api_jobs_list(struct server *s, struct http_req *r);
+/* A client has had image k of j (k < 0: the whole outcome: the end of its
+ * event stream, a failure or cancellation it was told of, or its DELETE). */
+void api_job_delivered(struct job *j, int k);
 /* Expire and forget finished jobs (job_ttl, max_jobs). */
 void api_jobs_expire(struct server *s, int64_t now_ns);
 void api_jobs_free(struct server *s);

@@ -102,6 +102,39 @@ void api_jobs_expire(struct server *s, int64_t now)
     }
 }
 
+void api_job_delivered(struct job *j, int k)
+{
+    int i;
+
+    if (k < 0) {
+        j->delivered = true;
+        return;
+    }
+    if (k < j->req.n)
+        j->images[k].fetched = true;
+    for (i = 0; i < j->req.n && j->images[i].fetched; i++)
+        ;
+    if (i == j->req.n)
+        j->delivered = true;
+}
+
+int api_jobs_undelivered(struct server *s)
+{
+    int n = 0;
+
+    for (struct job *j = s->jobs; j; j = j->tnext) {
+        bool waiting;
+
+        if (j->kind != JOB_KIND_ASYNC || j->delivered)
+            continue;
+        pthread_mutex_lock(&j->mu);
+        waiting = job_state_terminal(j->state) && !j->expired;
+        pthread_mutex_unlock(&j->mu);
+        n += waiting;
+    }
+    return n;
+}
+
 void api_jobs_free(struct server *s)
 {
     while (s->jobs) {

@@ -53,6 +53,7 @@ struct job_image {
     struct ditd_image *img;     /* owned by the worker denoising it */
     unsigned char *png;         /* mu; set once the image is encoded */
     size_t png_len;
+    bool fetched;               /* loop; served by GET /jobs/{id}/images/k.png */
 };
 
 struct api_waiter;              /* an HTTP connection waiting on the job (api.c) */
@@ -102,6 +103,7 @@ struct job {
     uint64_t owner;             /* hash of the API key that created it; 0 without keys */
     uint64_t seq;               /* creation order in the job table (GET /jobs cursors) */
     struct idem idem;           /* the Idempotency-Key that created it, if any */
+    bool delivered;             /* a client has had its outcome (a drain waits for it) */
     struct api_waiter *waiters;
     struct job *tnext;          /* job table */
     _Atomic bool posted;        /* in the pool's outbox */

@@ -146,6 +146,7 @@ static void drain_cb(uv_timer_t *t)
     struct server *s = t->data;
     int64_t now = job_now_ns();
     int pending = s->sched_ready ? sched_pending(&s->sched) : 0;
+    int unfetched;
 
     if (s->state == SERVER_LOADING || s->state == SERVER_STOPPED)
         return;
@@ -158,6 +159,16 @@ static void drain_cb(uv_timer_t *t)
         notify_sendf("STATUS=draining: %d job(s) left", pending);
         return;
     }
+    /* Finished POST /jobs results that no client has fetched yet would die
+     * with the process: keep serving them until drain_timeout. */
+    unfetched = s->aborting ? 0 : api_jobs_undelivered(s);
+    if (unfetched > 0 && now <= s->drain_deadline_ns) {
+        notify_sendf("STATUS=draining: %d result(s) not fetched yet", unfetched);
+        return;
+    }
+    if (unfetched > 0 && !s->drain_cancelled_ns)
+        log_msg(LOG_LEVEL_WARN, "drain timeout: %d finished job result(s) were never fetched",
+                unfetched);
     /* Jobs are done: stop accepting connections (until now the listener
      * stayed open so that load balancers could see readiness 503 and new
      * work got a 503 with Retry-After rather than a refused connection),

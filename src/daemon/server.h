@@ -86,6 +86,9 @@ int api_init(struct server *s);
 int api_model_ready(struct server *s);
 /* Pings for idle streams, deadlines of queued jobs, expiry of results. */
 void api_housekeeping(struct server *s, bool expire);
+/* POST /jobs jobs that ended but whose outcome no client has had yet (a
+ * drain keeps the process up for them, within drain_timeout). */
+int api_jobs_undelivered(struct server *s);
 void api_free(struct server *s);
 
 #endif /* DITD_DAEMON_SERVER_H */

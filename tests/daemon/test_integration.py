@@ -545,6 +545,51 @@ def idempotent_jobs(a):
 
 
 @test
+def drain_keeps_results(a):
+    """A drain keeps finished POST /jobs results until a client has them (all images fetched,
+    the event stream read to its end, or a failure seen), within drain_timeout; then exits 0."""
+    with Daemon(a.ditd, a.model, "--drain-timeout", str(20 * SLOW)) as d:
+        d.wait_ready()
+        jobs = [d.json("POST", "/jobs", {"class": c, "steps": 3, "n": 2, "seed": c})[2]["id"]
+                for c in range(3)]
+        deadline = time.time() + 10
+        while time.time() < deadline and any(d.json("GET", "/jobs/" + j)[2]["status"] !=
+                                             "completed" for j in jobs):
+            time.sleep(0.02)
+        d.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        check(d.proc.poll() is None, "exited with 3 results nobody has fetched")
+        check(d.request("GET", "/health/ready")[0] == 503, "readiness while keeping results")
+        for k in (0, 1):                                    # job 0: both images
+            check(d.request("GET", "/jobs/%s/images/%d.png" % (jobs[0], k))[0] == 200, "image")
+        c = d.conn()                                        # job 1: its event stream
+        c.request("GET", "/jobs/%s/events" % jobs[1])
+        check([e[1] for e in sse_events(c.getresponse())][-1] == "done", "stream")
+        c.close()
+        check(d.request("GET", "/jobs/%s/images/0.png" % jobs[2])[0] == 200, "image")
+        time.sleep(0.5)
+        check(d.proc.poll() is None, "exited with one image of job 2 not fetched")
+        t0 = time.time()
+        check(d.request("GET", "/jobs/%s/images/1.png" % jobs[2])[0] == 200, "last image")
+        rc = d.wait_exit(10)
+        check(rc == 0 and time.time() - t0 < 3, "exit %s %.1f s after the last fetch"
+              % (rc, time.time() - t0))
+    # Nobody comes: the results are given up at drain_timeout, and the log says so.
+    with Daemon(a.ditd, a.model, "--drain-timeout", "1") as d:
+        d.wait_ready()
+        j = d.json("POST", "/jobs", {"class": 1, "steps": 2})[2]["id"]
+        deadline = time.time() + 10
+        while time.time() < deadline and d.json("GET", "/jobs/" + j)[2]["status"] != "completed":
+            time.sleep(0.02)
+        t0 = time.time()
+        d.signal(signal.SIGTERM)
+        rc = d.wait_exit(10)
+        check(rc == 0 and 0.9 < time.time() - t0 < 4, "exit %s after %.1f s with drain_timeout 1"
+              % (rc, time.time() - t0))
+        check("1 finished job result(s) were never fetched" in d.logs(), d.logs()[-500:])
+
+
+@test
 def deadline_504(a):
     """A request that outlives its deadline gets 504."""
     with Daemon(a.ditd, a.model, env={"DITD_TEST_STEP_DELAY_MS": "20"}) as d:

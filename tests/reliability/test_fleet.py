@@ -51,6 +51,7 @@ DRAINED, KILLED, KEPT = NAMES
 STEP_DELAY = {"DITD_TEST_STEP_DELAY_MS": "20"}
 BODY_STEPS = 10
 LONG_STEPS = 150        # about 3 s at 20 ms a step: running through the drain
+JOB_STEPS = 60          # the /jobs job on the drained replica: still running at the signal
 # An access record: "access ... method=POST path=/generate ... status=200 ..." (log_format text).
 ACCESS = re.compile(r" access .*?\bmethod=(\S+) path=(\S+) .*?\bstatus=(\d{3})\b")
 # An httplog line: backend/server, status, termination state, .../retries, {X-Request-Id}.
@@ -83,6 +84,7 @@ class Balancer:
                    HAPROXY_STATS_SOCKET=self.sock)
         for name, port in replicas.items():
             env["DITD_" + name.upper()] = "127.0.0.1:%d" % port
+        self.sent = {}
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(["haproxy", "-db", "-f", CFG], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -135,12 +137,17 @@ class Balancer:
                                                                         self.states()))
 
     def request(self, method, path, body=None, headers=None, timeout=60):
+        """A request of the test itself (not a load client's): counted in self.sent by status
+        class and server, since HAProxy's counters include it."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             c.request(method, path, body=json.dumps(body) if body is not None else None,
                       headers=headers or {})
             r = c.getresponse()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+            h = dict((k.lower(), v) for k, v in r.getheaders())
+            key = ("%dxx" % (r.status // 100), h.get("x-served-by"))
+            self.sent[key] = self.sent.get(key, 0) + 1
+            return r.status, h, r.read()
         finally:
             c.close()
 
@@ -176,6 +183,45 @@ def sticky_jobs(lb):
         s, h, b = lb.request("GET", "/jobs/" + jid)
         check(s == 200 and h["x-served-by"] == where,
               "GET /jobs/%s must go to %s, went to %s (%d)" % (jid, where, h.get("x-served-by"), s))
+    # Fetched, so that no replica's drain waits for them.
+    for jid, where in ((job, home), (plain, plain_home)):
+        deadline = time.time() + 10
+        while lb.request("GET", "/jobs/%s/images/0.png" % jid)[0] != 200:
+            check(time.time() < deadline, "job %s did not complete" % jid)
+            time.sleep(0.05)
+
+
+def pin_job(lb, name, steps, deleted):
+    """A POST /jobs job that the balancer placed on replica `name`; the others are deleted
+    (counted per replica in `deleted`)."""
+    for _ in range(20):
+        s, h, b = lb.request("POST", "/jobs", {"class": 6, "steps": steps, "n": 2, "seed": 3})
+        check(s == 202, "POST /jobs: %d %s" % (s, b[:200]))
+        jid = json.loads(b)["id"]
+        if h["x-served-by"] == name:
+            return jid
+        s, h, _ = lb.request("DELETE", "/jobs/" + jid)
+        check(s == 200, "DELETE /jobs/%s: %d" % (jid, s))
+        deleted[h["x-served-by"]] = deleted.get(h["x-served-by"], 0) + 1
+    raise AssertionError("20 jobs and none placed on %s" % name)
+
+
+def fetch_job(lb, jid, name, timeout):
+    """Poll a job through the balancer until it completes, then fetch its images: every answer
+    must come from replica `name`."""
+    deadline = time.time() + timeout
+    while True:
+        s, h, b = lb.request("GET", "/jobs/" + jid)
+        check(s == 200 and h["x-served-by"] == name, "GET /jobs/%s during the drain: %d from %s"
+              % (jid, s, h.get("x-served-by")))
+        if json.loads(b)["status"] == "completed":
+            break
+        check(time.time() < deadline, "job %s not completed within %s s" % (jid, timeout))
+        time.sleep(0.05)
+    for k in (0, 1):
+        s, h, b = lb.request("GET", "/jobs/%s/images/%d.png" % (jid, k))
+        check(s == 200 and is_png(b) and h["x-served-by"] == name,
+              "image %d of job %s during the drain: %d from %s" % (k, jid, s, h.get("x-served-by")))
 
 
 def client(lb_port, idx, t_end, out, lock):
@@ -232,6 +278,7 @@ def fleet(a):
         lb = Balancer(tmp, ports)
         sticky_jobs(lb)
         lb0 = lb.stats()
+        lb.sent = {}
 
         recs, lock = [], threading.Lock()
         t_start = time.time()
@@ -262,7 +309,11 @@ def fleet(a):
         time.sleep(a.seconds * 0.2 - 0.5)
         lj = threading.Thread(target=long_request, daemon=True)
         lj.start()
-        time.sleep(0.5)
+        # And a POST /jobs job the balancer put there, running at the signal: its results
+        # must stay reachable through the balancer until fetched.
+        deleted = {}
+        held = pin_job(lb, DRAINED, JOB_STEPS, deleted)
+        time.sleep(max(0.0, t_start + a.seconds * 0.2 - time.time()))
         events["term"] = time.time()
         reps[DRAINED].signal(signal.SIGTERM)
         watcher = threading.Thread(target=watch_exit, args=(reps[DRAINED],), daemon=True)
@@ -273,6 +324,8 @@ def fleet(a):
         check(row["check_status"] == "L7STS" and row["check_code"] == "503",
               "haproxy took %s out on %s %s, not on readiness 503"
               % (DRAINED, row["check_status"], row["check_code"]))
+        fetch_job(lb, held, DRAINED, 10)
+        events["job_fetched"] = time.time()
 
         time.sleep(max(0.0, t_start + a.seconds * 0.4 - time.time()))
         events["kill"] = time.time()
@@ -309,7 +362,7 @@ def fleet(a):
         while time.time() < deadline and lb.logs().count("{fleet-") < len(recs):
             time.sleep(0.05)
         report(a, recs, events, t_start, st, lb0, live, drained_log, old_killed_log,
-               reps[KILLED].logs(), lb.logs(), took)
+               reps[KILLED].logs(), lb.logs(), lb.sent, deleted, took)
     except BaseException:
         if lb:
             keep = os.path.join(a.workdir, "fleet-failed-haproxy.log")
@@ -331,7 +384,8 @@ def by_server(recs, status, pred=lambda r: True):
     return out
 
 
-def report(a, recs, ev, t0, st, lb0, live, drained_log, killed_log, restarted_log, lb_log, took):
+def report(a, recs, ev, t0, st, lb0, live, drained_log, killed_log, restarted_log, lb_log, own,
+           deleted, took):
     rel = {k: round(v - t0, 2) for k, v in sorted(ev.items(), key=lambda kv: kv[1])}
     total = len(recs)
     statuses = {}
@@ -385,24 +439,34 @@ def report(a, recs, ev, t0, st, lb0, live, drained_log, killed_log, restarted_lo
     check("drain timeout" not in drained_log, "the drain timed out:\n" + drained_log[-2000:])
     after = [r for r in recs if r["by"] == DRAINED and r["t0"] > ev["drained_exit"]]
     check(not after, "requests served by the drained replica after it exited: %s" % after[:3])
+    check(ev["drained_exit"] >= ev["job_fetched"], "the drained replica exited before its /jobs "
+          "result was fetched")
     print("  in flight at the drained replica at SIGTERM: %d through haproxy + 1 long job, all "
-          "200; out of rotation (readiness 503) %.2f s after the signal, the long job done "
-          "after %.2f s, exit 0 after %.2f s"
-          % (len(inflight_term), ev["drained_down"] - ev["term"], ev["long_done"] - ev["term"],
-             ev["drained_exit"] - ev["term"]))
+          "200, + 1 POST /jobs job, fetched through haproxy after %.2f s; out of rotation "
+          "(readiness 503) %.2f s after the signal, the long job done after %.2f s, exit 0 "
+          "after %.2f s"
+          % (len(inflight_term), ev["job_fetched"] - ev["term"], ev["drained_down"] - ev["term"],
+             ev["long_done"] - ev["term"], ev["drained_exit"] - ev["term"]))
 
     # 4. Clients vs HAProxy: the frontend, and each server over both backends.
     fe = st[("ditd_in", "FRONTEND")]
     fe0 = lb0[("ditd_in", "FRONTEND")]
+    # The test's own requests during the load (the /jobs job on the drained replica) count too.
+    own_total = sum(own.values())
+    own_cls = {c: sum(v for (k, _), v in own.items() if k == c) for c in ("2xx", "5xx")}
     fe_req = int(fe["req_tot"]) - int(fe0["req_tot"])
-    check(fe_req == total, "haproxy frontend counted %d requests, clients sent %d" % (fe_req, total))
+    check(fe_req == total + own_total, "haproxy frontend counted %d requests, clients sent %d "
+          "and the test %d" % (fe_req, total, own_total))
     for cls, n in (("2xx", statuses.get(200, 0)), ("5xx", statuses.get(502, 0))):
         got = int(fe["hrsp_" + cls]) - int(fe0["hrsp_" + cls])
-        check(got == n, "haproxy frontend %s = %d, clients saw %d" % (cls, got, n))
+        check(got == n + own_cls[cls], "haproxy frontend %s = %d, clients saw %d, the test %d"
+              % (cls, got, n, own_cls[cls]))
     seen_ok = by_server(recs, 200)
     for n in NAMES:
         got = server_sum(st, n, "hrsp_2xx") - server_sum(lb0, n, "hrsp_2xx")
-        check(got == seen_ok[n], "haproxy counted %d 2xx from %s, clients %d" % (got, n, seen_ok[n]))
+        mine = own.get(("2xx", n), 0)
+        check(got == seen_ok[n] + mine, "haproxy counted %d 2xx from %s, clients %d, the test %d"
+              % (got, n, seen_ok[n], mine))
     retries = sum(int(st[(px, "BACKEND")]["wretr"]) + int(st[(px, "BACKEND")]["wredis"])
                   for px in ("ditd", "ditd_once"))
     print("  haproxy: %s; retries + redispatches: %d" % (
@@ -414,11 +478,14 @@ def report(a, recs, ev, t0, st, lb0, live, drained_log, killed_log, restarted_lo
     gen_ok = kept.get('ditd_http_requests_total{endpoint="generate",code="200"}', 0)
     check(gen_ok == seen_ok[KEPT], "%s /metrics: %d generate 200, clients saw %d"
           % (KEPT, gen_ok, seen_ok[KEPT]))
-    check(kept["ditd_jobs_received_total"] == kept['ditd_jobs_total{outcome="completed"}'] +
-          kept['ditd_jobs_total{outcome="rejected"}'] + kept["ditd_jobs_running"] +
+    outcomes = sum(kept.get('ditd_jobs_total{outcome="%s"}' % o, 0)
+                   for o in ("completed", "rejected", "cancelled", "failed"))
+    check(kept["ditd_jobs_received_total"] == outcomes + kept["ditd_jobs_running"] +
           kept["ditd_queue_depth"], "%s jobs do not add up" % KEPT)
-    check(kept['ditd_jobs_total{outcome="cancelled"}'] == 0 and
-          kept['ditd_jobs_total{outcome="failed"}'] == 0, "%s cancelled or failed jobs" % KEPT)
+    check(kept.get('ditd_jobs_total{outcome="cancelled"}', 0) == deleted.get(KEPT, 0) and
+          kept.get('ditd_jobs_total{outcome="failed"}', 0) == 0,
+          "%s: cancelled or failed jobs beyond the %d the test deleted"
+          % (KEPT, deleted.get(KEPT, 0)))
 
     drained = access_counts(drained_log)
     check(drained.get(("POST", "/generate", 200), 0) == seen_ok[DRAINED] + 1,
@@ -450,7 +517,7 @@ def report(a, recs, ev, t0, st, lb0, live, drained_log, killed_log, restarted_lo
           % (KILLED, before, since))
     print("FIGURE fleet: %d requests, %d clients, %.0f s: drain of %s lost 0 of %d in flight; kill "
           "of %s: %d keyless 502, %d keyed retried; clients = haproxy = replicas"
-          % (total, a.clients, a.seconds, DRAINED, len(inflight_term) + 1, KILLED, len(fails),
+          % (total, a.clients, a.seconds, DRAINED, len(inflight_term) + 2, KILLED, len(fails),
              len(retried_keyed)), flush=True)
 
 
