@@ -352,7 +352,10 @@ def metrics_add_up(a):
 @test
 def validation_and_framing(a):
     """Field-level 400s, 413 before the body, framing the app must refuse, 404/405."""
-    with Daemon(a.ditd, a.model, "--max-body", "1k", "--http-memory", "8k") as d:
+    # A short drain: a POST /jobs result below is never fetched, and under valgrind the daemon
+    # stops with SIGTERM, whose drain would wait drain_timeout for it.
+    with Daemon(a.ditd, a.model, "--max-body", "1k", "--http-memory", "8k",
+                "--drain-timeout", "2") as d:
         d.wait_ready()
         bad = [({"class": 1.5}, "class"), ({"class": 1, "cfg": -1}, "cfg"),
                ({"class": 1, "cfg": "inf"}, "cfg"), ({"class": 1, "sampler": "euler"}, "sampler"),
@@ -499,7 +502,9 @@ def jobs_api(a):
 def idempotent_jobs(a):
     """POST /jobs with an Idempotency-Key: a repeat gets the same job (200, Idempotent-Replayed),
     another body 422, keys scoped per API key, released when the job expires (job_ttl)."""
-    with Daemon(a.ditd, a.model, "--job-ttl", "1", "--api-keys", "alice,bob") as d:
+    # drain_timeout 2: the results are never fetched (valgrind stops the daemon with SIGTERM).
+    with Daemon(a.ditd, a.model, "--job-ttl", "1", "--api-keys", "alice,bob",
+                "--drain-timeout", "2") as d:
         d.wait_ready()
         alice = {"Authorization": "Bearer alice", "Idempotency-Key": "req-1"}
         body = {"class": 3, "steps": 5, "seed": 8}
