@@ -42,7 +42,8 @@ const KINDS = {
 // Manifests applied on their own rather than through a kustomization.
 const STANDALONE = ['hpa/prometheus-adapter.yaml'];
 
-const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'namespace', 'resources']);
+// `images` is what `kustomize edit set image` adds; the check leaves image names alone.
+const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'images']);
 
 // prometheus-adapter's config file, the parts a rule may use.
 const ADAPTER_RULE = {
