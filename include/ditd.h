@@ -165,7 +165,8 @@ int ditd_bench_model(const struct ditd_model *m, int batch, int threads, int ite
 
 /* Speed of the Stable Diffusion VAE decoder (sd-vae-ft-* architecture) with
  * random weights (no files): one image of image_size px (a multiple of 8)
- * decoded on `threads` threads, the worker's own code path. */
+ * decoded on `threads` threads, the worker's own code path, at `precision`
+ * (resolved as a model's: auto is bf16 where the CPU has it natively). */
 struct ditd_bench_vae_result {
     double ms_per_decode;     /* median over the timed iterations */
     double ms_best;
@@ -173,8 +174,10 @@ struct ditd_bench_vae_result {
     double gmacs;             /* multiply-accumulates of one decode, direct method, 1e9 */
     double gflops;            /* 2 * gmacs / median time: direct-method equivalent */
     int latent_size;
+    const char *precision;    /* "fp32" or "bf16" */
+    char precision_note[192]; /* the precision and why (see ditd_model_info) */
 };
-int ditd_bench_vae(int image_size, int threads, int iterations,
+int ditd_bench_vae(int image_size, enum ditd_precision precision, int threads, int iterations,
                    struct ditd_bench_vae_result *out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@ random weights:
     amx_bf16 in /proc/cpuinfo; --bf16 yes forces it), each in a fresh process with `threads`
     OpenMP threads;
   * ditd: `dit bench --vae --image-size S --precision fp32 --json` (its own random weights: the
-    speed of these kernels does not depend on the values).
+    speed of these kernels does not depend on the values), and `--precision bf16` where PyTorch
+    bf16 runs (on CPUs without bf16 instructions ditd's bf16 is an emulation, not faster).
 The runs alternate (PyTorch, ditd, PyTorch, ditd, ...) so that a busy machine slows both alike.
 Prints a table and one JSON line with medians over all timed decodes, best times, CPU time per
 decode and the ratios PyTorch / ditd (above 1: ditd is faster). Read the ratios, not the absolute
@@ -90,6 +91,7 @@ def main():
     runs = {"torch_fp32": {"ms": [], "cpu_ms": []}, "ditd_fp32": {"ms": [], "cpu_ms": []}}
     if bf16:
         runs["torch_bf16"] = {"ms": [], "cpu_ms": []}
+        runs["ditd_bf16"] = {"ms": [], "cpu_ms": []}
     for rnd in range(args.rounds):
         for name in runs:
             if name.startswith("torch"):
@@ -99,7 +101,7 @@ def main():
                 runs[name]["cpu_ms"] += r["cpu_ms"]
             else:
                 for _ in range(args.iterations):
-                    r = ditd_run(args.dit, args.image_size, args.threads, 1, "fp32")
+                    r = ditd_run(args.dit, args.image_size, args.threads, 1, name.split("_")[1])
                     runs[name]["ms"] += r["ms"]
                     runs[name]["cpu_ms"] += r["cpu_ms"]
             print("round %d %-11s %s ms" % (rnd + 1, name, " ".join(
@@ -114,14 +116,14 @@ def main():
                          "cpu_ms": round(statistics.median(r["cpu_ms"]), 1)}
         print("%-11s %10.0f %10.0f %12.0f" % (name, summary[name]["median_ms"],
                                              summary[name]["best_ms"], summary[name]["cpu_ms"]))
-    d = summary["ditd_fp32"]
     for name in [n for n in runs if n.startswith("torch")]:
         t = summary[name]
         key = name.replace("torch_", "")
+        d = summary["ditd_" + key]
         summary["ratio_%s_median" % key] = round(t["median_ms"] / d["median_ms"], 2)
         summary["ratio_%s_best" % key] = round(t["best_ms"] / d["best_ms"], 2)
-        print("PyTorch %s / ditd fp32: %.2fx (medians), %.2fx (best)" % (
-            key, t["median_ms"] / d["median_ms"], t["best_ms"] / d["best_ms"]))
+        print("PyTorch %s / ditd %s: %.2fx (medians), %.2fx (best)" % (
+            key, key, t["median_ms"] / d["median_ms"], t["best_ms"] / d["best_ms"]))
     print(json.dumps(summary))
 
 

@@ -164,23 +164,21 @@ static int bench_vae(int size, int threads, int iters, enum ditd_precision preci
     struct ditd_bench_vae_result r;
     char err[DITD_ERR_LEN];
 
-    /* The VAE computes in fp32 until its bf16 path exists; auto means fp32. */
-    if (precision == DITD_PRECISION_BF16)
-        return cli_fail("--precision bf16: the VAE decoder computes in fp32 only so far "
-                        "(auto or fp32)"), 2;
-    if (ditd_bench_vae(size, threads, iters, &r, err, sizeof(err)) != 0)
+    if (ditd_bench_vae(size, precision, threads, iters, &r, err, sizeof(err)) != 0)
         return cli_fail("%s", err);
     if (json)
         printf("{\"vae\": \"sd-vae-ft\", \"image_size\": %d, \"latent_size\": %d, "
-               "\"threads\": %d, \"precision\": \"fp32\", \"iterations\": %d, "
-               "\"ms_per_decode\": %.1f, \"ms_best\": %.1f, \"cpu_ms_per_decode\": %.1f, "
-               "\"gmacs\": %.2f, \"gflops\": %.1f}\n", size, r.latent_size, threads, iters,
-               r.ms_per_decode, r.ms_best, r.cpu_ms_per_decode, r.gmacs, r.gflops);
+               "\"threads\": %d, \"precision\": \"%s\", \"precision_note\": \"%s\", "
+               "\"iterations\": %d, \"ms_per_decode\": %.1f, \"ms_best\": %.1f, "
+               "\"cpu_ms_per_decode\": %.1f, \"gmacs\": %.2f, \"gflops\": %.1f}\n", size,
+               r.latent_size, threads, r.precision, r.precision_note, iters, r.ms_per_decode,
+               r.ms_best, r.cpu_ms_per_decode, r.gmacs, r.gflops);
     else
-        printf("SD VAE decoder, %dx%d latent to %d px, fp32, %d threads: %.1f ms per decode "
-               "(best %.1f, CPU %.1f ms), %.1f GMAC, %.1f GFLOP/s direct-equivalent\n",
-               r.latent_size, r.latent_size, size, threads, r.ms_per_decode, r.ms_best,
-               r.cpu_ms_per_decode, r.gmacs, r.gflops);
+        printf("SD VAE decoder, %dx%d latent to %d px, %d threads\n%s\n"
+               "%.1f ms per decode (best %.1f, CPU %.1f ms), %.1f GMAC, %.1f GFLOP/s "
+               "direct-equivalent\n", r.latent_size, r.latent_size, size, threads,
+               r.precision_note, r.ms_per_decode, r.ms_best, r.cpu_ms_per_decode, r.gmacs,
+               r.gflops);
     return 0;
 }
 

@@ -13,6 +13,8 @@
 #include "blas.h"
 #include "conv3.h"
 #include "ditd.h"
+#include "isa.h"
+#include "ops.h"
 #include "ops.h"
 #include "team.h"
 #include "vae.h"
@@ -72,9 +74,20 @@ static const float *weight(struct filler *f, size_t n, int fan_in)
 
 /* A 3x3 convolution's weights in the packed layout (padding lanes random
  * too: the kernels never store what they produce). */
-static const float *conv_weight(struct filler *f, int cin, int cout)
+static struct conv3_weights conv_weight(struct filler *f, int cin, int cout)
 {
-    return weight(f, conv3_weight_floats(cin, cout), 9 * cin);
+    struct conv3_weights c = { .cin = cin, .cout = cout };
+    c.w = weight(f, conv3_weight_floats(cin, cout), 9 * cin);
+    c.b = weight(f, (size_t)cout, 9 * cin);
+    return c;
+}
+
+static struct linear linear_weight(struct filler *f, int in, int out)
+{
+    struct linear l = { .in = in, .out = out };
+    l.w = weight(f, (size_t)out * in, in);
+    l.b = weight(f, (size_t)out, in);
+    return l;
 }
 
 static void random_resnet(struct filler *f, int cin, int cout, struct vae_resnet *r)
@@ -83,16 +96,12 @@ static void random_resnet(struct filler *f, int cin, int cout, struct vae_resnet
     r->cout = cout;
     r->norm1_w = take(f, (size_t)cin, 0.1f, 1.0f);
     r->norm1_b = take(f, (size_t)cin, 0.1f, 0.0f);
-    r->conv1_w = conv_weight(f, cin, cout);
-    r->conv1_b = weight(f, (size_t)cout, 9 * cin);
+    r->conv1 = conv_weight(f, cin, cout);
     r->norm2_w = take(f, (size_t)cout, 0.1f, 1.0f);
     r->norm2_b = take(f, (size_t)cout, 0.1f, 0.0f);
-    r->conv2_w = conv_weight(f, cout, cout);
-    r->conv2_b = weight(f, (size_t)cout, 9 * cout);
-    if (cin != cout) {
-        r->short_w = weight(f, (size_t)cout * cin, cin);
-        r->short_b = weight(f, (size_t)cout, cin);
-    }
+    r->conv2 = conv_weight(f, cout, cout);
+    if (cin != cout)
+        r->shortcut = linear_weight(f, cin, cout);
 }
 
 /* Point w at weights for cfg drawn by f (or only count them). */
@@ -101,18 +110,16 @@ static void random_weights(const struct vae_config *cfg, struct vae_weights *w, 
     const int C = cfg->latent_channels, top = cfg->block_out[cfg->blocks - 1];
 
     memset(w, 0, sizeof(*w));
-    w->post_quant_w = weight(f, (size_t)C * C, C);
-    w->post_quant_b = weight(f, (size_t)C, C);
-    w->conv_in_w = conv_weight(f, C, top);
-    w->conv_in_b = weight(f, (size_t)top, 9 * C);
+    w->post_quant = linear_weight(f, C, C);
+    w->conv_in = conv_weight(f, C, top);
     random_resnet(f, top, top, &w->mid_res[0]);
     if (cfg->mid_attention) {
-        const float **ws[8] = { &w->q_w, &w->q_b, &w->k_w, &w->k_b, &w->v_w, &w->v_b,
-                                &w->o_w, &w->o_b };
         w->attn_norm_w = take(f, (size_t)top, 0.1f, 1.0f);
         w->attn_norm_b = take(f, (size_t)top, 0.1f, 0.0f);
-        for (int i = 0; i < 8; i++)
-            *ws[i] = weight(f, i % 2 ? (size_t)top : (size_t)top * top, top);
+        w->q = linear_weight(f, top, top);
+        w->k = linear_weight(f, top, top);
+        w->v = linear_weight(f, top, top);
+        w->o = linear_weight(f, top, top);
     }
     random_resnet(f, top, top, &w->mid_res[1]);
     int prev = top;
@@ -121,16 +128,14 @@ static void random_weights(const struct vae_config *cfg, struct vae_weights *w, 
         for (int j = 0; j <= cfg->layers_per_block; j++)
             random_resnet(f, j == 0 ? prev : ch, ch, &w->up[i].res[j]);
         if (i < cfg->blocks - 1) {
-            w->up[i].up_w = conv_weight(f, ch, ch);
-            w->up[i].up_b = weight(f, (size_t)ch, 9 * ch);
+            w->up[i].up = conv_weight(f, ch, ch);
         }
         prev = ch;
     }
     const int cb = cfg->block_out[0];
     w->norm_out_w = take(f, (size_t)cb, 0.1f, 1.0f);
     w->norm_out_b = take(f, (size_t)cb, 0.1f, 0.0f);
-    w->conv_out_w = conv_weight(f, cb, cfg->out_channels);
-    w->conv_out_b = weight(f, (size_t)cfg->out_channels, 9 * cb);
+    w->conv_out = conv_weight(f, cb, cfg->out_channels);
 }
 
 /* Fill w for cfg from one allocation; returns it (free() it) or NULL. */
@@ -146,10 +151,30 @@ static float *alloc_random_weights(const struct vae_config *cfg, struct vae_weig
     return f.p;
 }
 
-int ditd_bench_vae(int image_size, int threads, int iterations,
+/* bf16 copies of the random weights, from one block that stays with the
+ * float32 one (vae_weights_to_bf16's converter). */
+struct bf16_block {
+    uint16_t *next, *end;
+};
+
+static uint16_t *bench_bf16_copy(void *arg, const float *f32, size_t n)
+{
+    struct bf16_block *b = arg;
+    if (!b->next || (size_t)(b->end - b->next) < n)
+        return NULL;
+    uint16_t *r = b->next;
+    ops_bf16_from_f32(r, f32, n);
+    b->next += n;
+    return r;
+}
+
+int ditd_bench_vae(int image_size, enum ditd_precision precision, int threads, int iterations,
                    struct ditd_bench_vae_result *out, char *err, size_t errlen)
 {
-    const struct vae_config *cfg = &sd_vae;
+    struct vae_config c = sd_vae;
+    const struct vae_config *cfg = &c;
+    struct bf16_block b16 = { 0 };
+    uint16_t *b16_mem = NULL;
     const int f = 1 << (cfg->blocks - 1), L = image_size / f;
     struct vae_weights w;
     struct vae_state s = { 0 };
@@ -164,7 +189,24 @@ int ditd_bench_vae(int image_size, int threads, int iterations,
         return DITD_EINVAL;
     }
     const size_t lat = (size_t)cfg->latent_channels * L * L;
+    int native;
+    isa_choose_precision(precision, 0, &c.bf16, &native, out->precision_note,
+                         sizeof(out->precision_note));
+    out->precision = c.bf16 ? "bf16" : "fp32";
     weights = alloc_random_weights(cfg, &w, 0x2545f4914f6cdd1dULL);
+    if (weights && c.bf16) {
+        int64_t params;
+        double macs;
+        vae_count(cfg, 1, &params, &macs);
+        /* Packed convolutions are a little larger than their parameters. */
+        const size_t n = (size_t)params * 2;
+        b16 = (struct bf16_block){ .next = b16_mem = malloc(sizeof(uint16_t) * n) };
+        b16.end = b16.next + (b16_mem ? n : 0);
+        if (vae_weights_to_bf16(&w, cfg, bench_bf16_copy, &b16) != 0) {
+            free(weights);
+            weights = NULL;
+        }
+    }
     z = malloc(sizeof(float) * lat);
     img = malloc(sizeof(float) * (size_t)cfg->out_channels * image_size * image_size);
     ms = malloc(sizeof(double) * (size_t)iterations);
@@ -206,6 +248,7 @@ out:
     vae_state_free(&s);
     team_free(team);
     free(weights);
+    free(b16_mem);
     free(z);
     free(img);
     free(ms);

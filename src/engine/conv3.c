@@ -106,10 +106,10 @@ size_t conv3_scratch_floats(int H, int W, int Cin, int Cout)
 }
 
 /* The input value at (y, x) of the convolution's (upsampled) input,
- * activated; (y, x) inside the map. */
+ * activated, rounded to bf16 for bf16 weights; (y, x) inside the map. */
 __attribute__((always_inline))
-static inline v8 input_at(const struct conv3_input *in, int W, int Cin, int y, int x, int c0,
-                          int n, v8 a, v8 b)
+static inline v8 input_at(const struct conv3_input *in, int bf16, int W, int Cin, int y, int x,
+                          int c0, int n, v8 a, v8 b)
 {
     const int sh = in->up2 ? 1 : 0, Ws = W >> sh;
     v8 v = v8_load(in->x + ((size_t)(y >> sh) * Ws + (x >> sh)) * Cin + c0, n);
@@ -118,18 +118,18 @@ static inline v8 input_at(const struct conv3_input *in, int W, int Cin, int y, i
         if (in->silu)
             v = v8_silu(v);
     }
-    return v;
+    return bf16 ? v8_bf16_round(v) : v;
 }
 
 /* ---------------------------------------------------------------------------
  * The kernel: c (rows, cols) = sum over taps and k < K of
  * a[r][toff[tap] + k] * b[tap * bstep + k * 16 + col] (+ bias + res), b a
- * panel of 16 columns. Rows past `rows` must still point at readable
- * memory; they are not stored.
+ * panel of 16 columns, float32 (b) or bf16 (b16, widened as it is read).
+ * Rows past `rows` must still point at readable memory; they are not stored.
  */
 __attribute__((always_inline))
 static inline void kernel_block(const float *const a[MR], const long *toff, int taps,
-                                const float *b, size_t bstep, int K,
+                                const float *b, const uint16_t *b16, size_t bstep, int K,
                                 float *c, int ldc, int rows, int cols,
                                 const float *bias, const float *res)
 {
@@ -137,12 +137,13 @@ static inline void kernel_block(const float *const a[MR], const long *toff, int 
     for (int r = 0; r < MR; r++)
         acc[r][0] = acc[r][1] = (v8){ 0 };
     for (int tap = 0; tap < taps; tap++) {
-        const float *bt = b + (size_t)tap * bstep, *at[MR];
+        const float *at[MR];
         for (int r = 0; r < MR; r++)
             at[r] = a[r] + toff[tap];
         for (int k = 0; k < K; k++) {
-            const v8 b0 = *(const v8u *)(bt + (size_t)k * NR);
-            const v8 b1 = *(const v8u *)(bt + (size_t)k * NR + VEC8);
+            const size_t o = (size_t)tap * bstep + (size_t)k * NR;
+            const v8 b0 = b16 ? v8_from_bf16(b16 + o) : *(const v8u *)(b + o);
+            const v8 b1 = b16 ? v8_from_bf16(b16 + o + VEC8) : *(const v8u *)(b + o + VEC8);
             for (int r = 0; r < MR; r++) {
                 const float x = at[r][k];
                 acc[r][0] += x * b0;
@@ -175,6 +176,7 @@ static inline void kernel_block(const float *const a[MR], const long *toff, int 
 struct direct_job {
     float *out;
     const float *residual, *w9, *bias;
+    const uint16_t *w16;     /* bf16 weights instead of w9 */
     struct conv3_input in;
     int H, W, Cin, Cout;
     float *pad;              /* (H + 2, W + 2, Cin), zero border */
@@ -204,8 +206,8 @@ static void direct_pad_task(void *arg, int y, int thread)
             b = v8_load(j->in.shift + c0, n);
         }
         for (int x = 0; x < W; x++)
-            v8_store(row + (size_t)(x + 1) * Cin + c0, input_at(&j->in, W, Cin, y - 1, x, c0, n,
-                                                                 a, b), n);
+            v8_store(row + (size_t)(x + 1) * Cin + c0,
+                     input_at(&j->in, j->w16 != NULL, W, Cin, y - 1, x, c0, n, a, b), n);
     }
 }
 
@@ -232,8 +234,13 @@ static void direct_product_task(void *arg, int task, int thread)
             }
             float *c = j->out + (size_t)p0 * Cout + q * NR;
             const float *res = j->residual ? j->residual + (size_t)p0 * Cout + q * NR : NULL;
-            kernel_block(a, j->toff, 9, j->w9 + (size_t)q * j->Cin * NR, bstep, j->Cin, c, Cout,
-                         rows, cols, j->bias + q * NR, res);
+            const size_t at = (size_t)q * j->Cin * NR;
+            if (j->w16)
+                kernel_block(a, j->toff, 9, NULL, j->w16 + at, bstep, j->Cin, c, Cout, rows, cols,
+                             j->bias + q * NR, res);
+            else
+                kernel_block(a, j->toff, 9, j->w9 + at, NULL, bstep, j->Cin, c, Cout, rows, cols,
+                             j->bias + q * NR, res);
         }
     }
 }
@@ -255,6 +262,7 @@ static void direct_run(const struct ops_ctx *c, struct direct_job *j)
 struct wino_job {
     float *out;
     const float *residual, *w9, *bias;
+    const uint16_t *w16;        /* bf16 weights instead of w9 */
     struct conv3_input in;
     int H, W, Cin, Cout;
     int tiles_w, tiles_h, segs; /* tiles per row and column, segments per row */
@@ -288,9 +296,10 @@ static void filter_task(void *arg, int panel, int thread)
     for (int i0 = 0; i0 < Cin; i0++) {
         for (int half = 0; half < NR / VEC8; half++) {
             v8 g[9], t[6][3], u[6];
-            for (int tap = 0; tap < 9; tap++)
-                g[tap] = *(const v8u *)(j->w9 + (((size_t)tap * j->panels + panel) * Cin + i0) *
-                                                    NR + half * VEC8);
+            for (int tap = 0; tap < 9; tap++) {
+                const size_t at = (((size_t)tap * j->panels + panel) * Cin + i0) * NR + half * VEC8;
+                g[tap] = j->w16 ? v8_from_bf16(j->w16 + at) : *(const v8u *)(j->w9 + at);
+            }
             for (int kx = 0; kx < 3; kx++) {
                 v8 col[6];
                 g_col(col, g[kx], g[3 + kx], g[6 + kx]);
@@ -356,7 +365,7 @@ static void input_task(void *arg, int task, int thread)
             for (int k = 0; k < width; k++) {
                 const int x = x0 + k;
                 strip[i][k] = y < 0 || y >= H || x < 0 || x >= W ? (v8){ 0 } :
-                              input_at(&j->in, W, Cin, y, x, c0, cn, a, b);
+                              input_at(&j->in, j->w16 != NULL, W, Cin, y, x, c0, cn, a, b);
             }
         }
         for (int t = 0; t < n; t++) {
@@ -401,7 +410,7 @@ static void product_task(void *arg, int task, int thread)
             const float *a[MR];
             for (int r = 0; r < MR; r++)
                 a[r] = V + (size_t)(t0 + min_int(r, rows - 1)) * j->Cin;
-            kernel_block(a, no_offset, 1, b, 0, j->Cin, M + (size_t)t0 * j->Cout + q * NR,
+            kernel_block(a, no_offset, 1, b, NULL, 0, j->Cin, M + (size_t)t0 * j->Cout + q * NR,
                          j->Cout, rows, cols, NULL, NULL);
         }
     }
@@ -484,19 +493,20 @@ static void wino_run(const struct ops_ctx *c, struct wino_job *j, float *scratch
 }
 
 void conv3_run(const struct ops_ctx *c, float *out, const float *residual,
-               const struct conv3_input *in, const float *w9, const float *bias,
-               int H, int W, int Cin, int Cout, float *scratch)
+               const struct conv3_input *in, const struct conv3_weights *wt,
+               int H, int W, float *scratch)
 {
+    const int Cin = wt->cin, Cout = wt->cout;
     if (conv3_winograd(H, W, Cin, Cout)) {
         struct wino_job j = {
-            .out = out, .residual = residual, .w9 = w9, .bias = bias, .in = *in,
-            .H = H, .W = W, .Cin = Cin, .Cout = Cout,
+            .out = out, .residual = residual, .w9 = wt->w, .w16 = wt->w16, .bias = wt->b,
+            .in = *in, .H = H, .W = W, .Cin = Cin, .Cout = Cout,
         };
         wino_run(c, &j, scratch);
     } else {
         struct direct_job j = {
-            .out = out, .residual = residual, .w9 = w9, .bias = bias, .in = *in,
-            .H = H, .W = W, .Cin = Cin, .Cout = Cout, .pad = scratch,
+            .out = out, .residual = residual, .w9 = wt->w, .w16 = wt->w16, .bias = wt->b,
+            .in = *in, .H = H, .W = W, .Cin = Cin, .Cout = Cout, .pad = scratch,
         };
         direct_run(c, &j);
     }

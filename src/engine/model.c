@@ -451,6 +451,7 @@ int ditd_model_load_precision(struct ditd_model **out, const char *dir,
                          m->precision_note, sizeof(m->precision_note));
     m->precision = bf16 ? DITD_PRECISION_BF16 : DITD_PRECISION_FP32;
     m->dit.bf16 = bf16;
+    m->vae.bf16 = bf16;
     if ((rc = model_bind_dit(m, &m->dit_file, err, errlen)) ||
         (rc = open_weights(&m->vae_file, dir, "vae/diffusion_pytorch_model.safetensors", err, errlen)) ||
         (rc = model_bind_vae(m, &m->vae_file, err, errlen)))

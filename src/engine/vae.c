@@ -78,7 +78,8 @@ static void stage_sizes(const struct vae_config *cfg, int h, int w, struct stage
 }
 
 struct state_layout {
-    size_t map, chan, partial, conv, attn; /* floats each (partial: floats of its doubles) */
+    size_t map, chan, partial, conv, attn, stage; /* floats each (partial: of its doubles) */
+    int stage_threads;
 };
 
 static void state_layout(const struct vae_config *cfg, int h, int w, int threads,
@@ -96,13 +97,19 @@ static void state_layout(const struct vae_config *cfg, int h, int w, int threads
     l->attn = cfg->mid_attention ?
         (size_t)threads * ops_attention_scratch((int)tokens, (int)tokens) +
         3 * tokens * (size_t)top_channels(cfg) : 0;
+    /* bf16: the staged operands of the linear layers (at most z.channels
+     * inputs) and of the attention, per thread. */
+    l->stage = cfg->bf16 ? (ops_bf16_stage_floats(z.channels, 0, 0, (int)tokens, (int)tokens,
+                                                  top_channels(cfg)) + 15) & ~(size_t)15 : 0;
+    l->stage_threads = threads;
 }
 
 size_t vae_state_bytes(const struct vae_config *cfg, int h, int w, int threads)
 {
     struct state_layout l;
     state_layout(cfg, h, w, threads, &l);
-    return sizeof(float) * (3 * l.map + 2 * l.chan + l.partial + l.conv + l.attn);
+    return sizeof(float) * (3 * l.map + 2 * l.chan + l.partial + l.conv + l.attn +
+                            (size_t)l.stage_threads * l.stage);
 }
 
 int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int w, int threads)
@@ -121,6 +128,8 @@ int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int
     s->partial = (double *)(s->shift + l.chan);
     s->conv = s->shift + l.chan + l.partial;
     s->attn = s->conv + l.conv;
+    s->stage = l.stage ? s->attn + l.attn : NULL;
+    s->stage_floats = l.stage;
     s->h = h;
     s->w = w;
     return 0;
@@ -143,18 +152,18 @@ static void resnet(const struct vae_config *cfg, const struct vae_resnet *r, str
     gnorm_fold(c, s->scale, s->shift, *x, r->norm1_w, r->norm1_b, HW, r->cin, cfg->groups,
                VAE_EPS, s->partial);
     in.x = *x;
-    conv3_run(c, *t1, NULL, &in, r->conv1_w, r->conv1_b, H, W, r->cin, r->cout, s->conv);
+    conv3_run(c, *t1, NULL, &in, &r->conv1, H, W, s->conv);
     gnorm_fold(c, s->scale, s->shift, *t1, r->norm2_w, r->norm2_b, HW, r->cout, cfg->groups,
                VAE_EPS, s->partial);
     in.x = *t1;
-    if (r->short_w) {
-        ops_linear(c, *t2, r->cout, *x, r->cin, r->short_w, r->short_b, (int)HW, r->cin, r->cout);
-        conv3_run(c, *t2, *t2, &in, r->conv2_w, r->conv2_b, H, W, r->cout, r->cout, s->conv);
+    if (r->cin != r->cout) {
+        ops_linear_tokens(c, *t2, r->cout, *x, r->cin, &r->shortcut, 1, (int)HW);
+        conv3_run(c, *t2, *t2, &in, &r->conv2, H, W, s->conv);
         float *tmp = *x;
         *x = *t2;
         *t2 = tmp;
     } else {
-        conv3_run(c, *x, *x, &in, r->conv2_w, r->conv2_b, H, W, r->cout, r->cout, s->conv);
+        conv3_run(c, *x, *x, &in, &r->conv2, H, W, s->conv);
     }
 }
 
@@ -170,29 +179,34 @@ static void mid_attention(const struct vae_config *cfg, const struct vae_weights
     gnorm_fold(c, s->scale, s->shift, x, w->attn_norm_w, w->attn_norm_b, HW, C, cfg->groups,
                VAE_EPS, s->partial);
     gnorm_apply(c, t1, x, s->scale, s->shift, HW, C, 0);
-    ops_linear(c, q, C, t1, C, w->q_w, w->q_b, HW, C, C);
-    ops_linear(c, k, C, t1, C, w->k_w, w->k_b, HW, C, C);
-    ops_linear(c, v, C, t1, C, w->v_w, w->v_b, HW, C, C);
+    ops_linear_tokens(c, q, C, t1, C, &w->q, 1, HW);
+    ops_linear_tokens(c, k, C, t1, C, &w->k, 1, HW);
+    ops_linear_tokens(c, v, C, t1, C, &w->v, 1, HW);
     ops_attention(c, t2, C, q, C, k, C, v, C, 1, HW, HW, 1, C, scores);
-    ops_linear(c, t1, C, t2, C, w->o_w, w->o_b, HW, C, C);
+    ops_linear_tokens(c, t1, C, t2, C, &w->o, 1, HW);
     ops_add(c, x, t1, (long)HW * C);
 }
 
 void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
-                struct vae_state *s, const struct ops_ctx *c, const float *z, float *out)
+                struct vae_state *s, const struct ops_ctx *ctx, const float *z, float *out)
 {
     const int C = cfg->latent_channels, oc = cfg->out_channels;
     float *x = s->a, *t1 = s->b, *t2 = s->c;
     int H = s->h, W = s->w;
     struct conv3_input in = { 0 };
+    /* The decoder's own view of the worker's context: bf16 with its own
+     * staging area, and never the DiT's oneDNN objects (made for its shapes). */
+    struct ops_ctx vc = { .team = ctx->team, .bf16 = cfg->bf16, .stage = s->stage,
+                          .stage_floats = s->stage_floats };
+    const struct ops_ctx *c = &vc;
 
     /* NCHW latent -> HWC, then post_quant_conv (1x1) and conv_in. */
     for (int p = 0; p < H * W; p++)
         for (int ch = 0; ch < C; ch++)
             t2[(size_t)p * C + ch] = z[(size_t)ch * H * W + p];
-    ops_linear(c, t1, C, t2, C, w->post_quant_w, w->post_quant_b, H * W, C, C);
+    ops_linear_tokens(c, t1, C, t2, C, &w->post_quant, 1, H * W);
     in.x = t1;
-    conv3_run(c, x, NULL, &in, w->conv_in_w, w->conv_in_b, H, W, C, top_channels(cfg), s->conv);
+    conv3_run(c, x, NULL, &in, &w->conv_in, H, W, s->conv);
 
     resnet(cfg, &w->mid_res[0], s, c, &x, &t1, &t2, H, W);
     if (cfg->mid_attention)
@@ -203,12 +217,11 @@ void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
         const struct vae_up_block *ub = &w->up[i];
         for (int j = 0; j <= cfg->layers_per_block; j++)
             resnet(cfg, &ub->res[j], s, c, &x, &t1, &t2, H, W);
-        if (ub->up_w) {
-            const int ch = up_channels(cfg, i);
+        if (i < cfg->blocks - 1) {
             in = (struct conv3_input){ .x = x, .up2 = 1 };
             H *= 2;
             W *= 2;
-            conv3_run(c, t1, NULL, &in, ub->up_w, ub->up_b, H, W, ch, ch, s->conv);
+            conv3_run(c, t1, NULL, &in, &ub->up, H, W, s->conv);
             float *tmp = x;
             x = t1;
             t1 = tmp;
@@ -219,11 +232,57 @@ void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
     gnorm_fold(c, s->scale, s->shift, x, w->norm_out_w, w->norm_out_b, (long)H * W, cb,
                cfg->groups, VAE_EPS, s->partial);
     in = (struct conv3_input){ .x = x, .scale = s->scale, .shift = s->shift, .silu = 1 };
-    conv3_run(c, t2, NULL, &in, w->conv_out_w, w->conv_out_b, H, W, cb, oc, s->conv);
+    conv3_run(c, t2, NULL, &in, &w->conv_out, H, W, s->conv);
     /* HWC -> CHW. */
     for (int p = 0; p < H * W; p++)
         for (int ch = 0; ch < oc; ch++)
             out[(size_t)ch * H * W + p] = t2[(size_t)p * oc + ch];
+}
+
+/* One convolution's or linear layer's float32 weights swapped for bf16. */
+static int conv_to_bf16(struct conv3_weights *cw,
+                        uint16_t *(*convert)(void *, const float *, size_t), void *ctx)
+{
+    if (!cw->w)
+        return 0;
+    cw->w16 = convert(ctx, cw->w, conv3_weight_floats(cw->cin, cw->cout));
+    cw->w = NULL;
+    return cw->w16 ? 0 : DITD_ENOMEM;
+}
+
+static int linear_to_bf16(struct linear *l, uint16_t *(*convert)(void *, const float *, size_t),
+                          void *ctx)
+{
+    if (!l->w)
+        return 0;
+    l->w16 = convert(ctx, l->w, (size_t)l->in * l->out);
+    l->w = NULL;
+    return l->w16 ? 0 : DITD_ENOMEM;
+}
+
+static int resnet_to_bf16(struct vae_resnet *r,
+                          uint16_t *(*convert)(void *, const float *, size_t), void *ctx)
+{
+    return conv_to_bf16(&r->conv1, convert, ctx) || conv_to_bf16(&r->conv2, convert, ctx) ||
+           linear_to_bf16(&r->shortcut, convert, ctx) ? DITD_ENOMEM : 0;
+}
+
+int vae_weights_to_bf16(struct vae_weights *w, const struct vae_config *cfg,
+                        uint16_t *(*convert)(void *ctx, const float *f32, size_t n), void *ctx)
+{
+    int bad = linear_to_bf16(&w->post_quant, convert, ctx) ||
+              conv_to_bf16(&w->conv_in, convert, ctx) ||
+              resnet_to_bf16(&w->mid_res[0], convert, ctx) ||
+              resnet_to_bf16(&w->mid_res[1], convert, ctx) ||
+              linear_to_bf16(&w->q, convert, ctx) || linear_to_bf16(&w->k, convert, ctx) ||
+              linear_to_bf16(&w->v, convert, ctx) || linear_to_bf16(&w->o, convert, ctx) ||
+              conv_to_bf16(&w->conv_out, convert, ctx);
+    for (int i = 0; i < cfg->blocks && !bad; i++) {
+        for (int j = 0; j <= cfg->layers_per_block && !bad; j++)
+            bad = resnet_to_bf16(&w->up[i].res[j], convert, ctx);
+        bad = bad || conv_to_bf16(&w->up[i].up, convert, ctx);
+    }
+    return bad ? DITD_ENOMEM : 0;
 }
 
 static void count_resnet(int cin, int cout, long HW, int64_t *p, double *m)

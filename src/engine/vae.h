@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ops_ctx;
+#include "conv3.h"
+#include "ops.h"
 
 #define VAE_MAX_BLOCKS 8
 #define VAE_MAX_LAYERS 8
@@ -21,34 +22,43 @@ struct vae_config {
     int groups;                       /* GroupNorm groups */
     int mid_attention;                /* 1 when the mid block has attention */
     float scaling_factor;
+    int bf16;                         /* products in bf16 numerics (the model's precision) */
 };
 
-/* A ResNet block without time embedding. 3x3 convolution weights ("w9") are
- * stored in the panels conv3.h describes, packed at load. */
+/* The weights of 3x3 convolutions (struct conv3_weights) are packed at load
+ * in the panels conv3.h describes, in float32 or, for bf16, in bf16. The
+ * 1x1 convolutions and the attention's projections are linear layers with
+ * (out, in) weights, float32 (w) or bf16 (w16). Norms and biases are float32. */
 struct vae_resnet {
     int cin, cout;
     const float *norm1_w, *norm1_b;   /* (cin) */
-    const float *conv1_w, *conv1_b;   /* w9 (cin -> cout), (cout) */
+    struct conv3_weights conv1;       /* cin -> cout */
     const float *norm2_w, *norm2_b;   /* (cout) */
-    const float *conv2_w, *conv2_b;   /* (9, cout, cout), (cout) */
-    const float *short_w, *short_b;   /* (cout, cin), (cout); NULL when cin == cout */
+    struct conv3_weights conv2;       /* cout -> cout */
+    struct linear shortcut;           /* cin -> cout when cin != cout */
 };
 
 struct vae_up_block {
     struct vae_resnet res[VAE_MAX_LAYERS + 1];
-    const float *up_w, *up_b;         /* w9 (c -> c), (c); NULL for the last block */
+    struct conv3_weights up;          /* c -> c after the x2 upsampling; not the last block */
 };
 
 struct vae_weights {
-    const float *post_quant_w, *post_quant_b; /* (C, C), (C) */
-    const float *conv_in_w, *conv_in_b;       /* w9 (C -> top), (top) */
+    struct linear post_quant;                 /* C -> C */
+    struct conv3_weights conv_in;             /* C -> top */
     struct vae_resnet mid_res[2];
     const float *attn_norm_w, *attn_norm_b;   /* (top) */
-    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b; /* (top, top), (top) */
+    struct linear q, k, v, o;                 /* top -> top */
     struct vae_up_block up[VAE_MAX_BLOCKS];   /* decoder order: highest channels first */
     const float *norm_out_w, *norm_out_b;     /* (bottom) */
-    const float *conv_out_w, *conv_out_b;     /* w9 (bottom -> out), (out) */
+    struct conv3_weights conv_out;            /* bottom -> out */
 };
+
+/* Convert the float32 weights of w to bf16 in place of them (cfg->bf16):
+ * each tensor goes through convert(ctx, f32, n) -> bf16 copy, which also
+ * lets the float32 one go. 0 or DITD_ENOMEM. */
+int vae_weights_to_bf16(struct vae_weights *w, const struct vae_config *cfg,
+                        uint16_t *(*convert)(void *ctx, const float *f32, size_t n), void *ctx);
 
 /* Buffers for decoding one image of an h x w latent. */
 struct vae_state {
@@ -58,6 +68,8 @@ struct vae_state {
     double *partial;    /* GroupNorm partial sums */
     float *conv;        /* Winograd scratch of the largest convolution */
     float *attn;        /* q|k|v (3, h*w, top), then attention scores per thread */
+    float *stage;       /* bf16: (threads, stage_floats) staged operands of the products */
+    size_t stage_floats;
     float *mem;
 };
 

@@ -17,6 +17,7 @@
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8w __attribute__((vector_size(32)));
 
 /* Vectors are only passed between inlined functions inside the clones: the
  * ABI of passing them to a real call never arises. */
@@ -71,6 +72,29 @@ static inline v8 v8_exp(v8 x)
     v8 scale;
     memcpy(&scale, &bits, sizeof(scale));
     return p * scale;
+}
+
+/* x rounded to the nearest bf16 value (ties to even), as bf16.h's
+ * bf16_round: NaN stays NaN. */
+static inline v8 v8_bf16_round(v8 x)
+{
+    v8w u;
+    memcpy(&u, &x, sizeof(u));
+    const v8w nan = (v8w)((u & 0x7fffffffu) > 0x7f800000u);
+    const v8w rounded = u + 0x7fffu + ((u >> 16) & 1u);
+    u = ((nan & (u | 0x00400000u)) | (~nan & rounded)) & 0xffff0000u;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+/* Eight bf16 values widened to float32 (exact). */
+static inline v8 v8_from_bf16(const uint16_t *p)
+{
+    typedef uint16_t v8h __attribute__((vector_size(16), aligned(2)));
+    const v8w u = __builtin_convertvector(*(const v8h *)p, v8w) << 16;
+    v8 x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
 }
 
 static inline v8 v8_silu(v8 x)

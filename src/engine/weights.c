@@ -132,23 +132,6 @@ static const float *bind4(struct binder *b, const char *name, int64_t d0, int64_
     return bind(b, name, 4, s);
 }
 
-/* A 3x3 conv weight (cout, cin, 3, 3) re-laid out in the panels the VAE's
- * convolutions read (conv3.h). */
-static const float *bind_conv3(struct binder *b, const char *name, int cout, int cin)
-{
-    const float *w = bind4(b, name, cout, cin, 3, 3);
-    if (!w)
-        return NULL;
-    float *r = malloc(sizeof(float) * conv3_weight_floats(cin, cout));
-    if (!r || model_own(b->m, r) != 0) {
-        binder_fail(b, DITD_ENOMEM, "out of memory re-laying out %s%s", b->prefix, name);
-        return NULL;
-    }
-    conv3_pack_weights(r, w, cin, cout);
-    st_release(b->f, lookup(b, name));
-    return r;
-}
-
 /* A linear layer from tensors "<name>.weight" (out, in) and "<name>.bias". */
 static struct linear bind_linear(struct binder *b, const char *name, int out, int in)
 {
@@ -417,6 +400,38 @@ struct vae_names {
     int blocks;
 };
 
+/* A 3x3 convolution "<pre>weight" (cout, cin, 3, 3) re-laid out in the
+ * panels the VAE's convolutions read (conv3.h), and its "<pre>bias". */
+static struct conv3_weights bind_conv3(struct binder *b, const char *pre, int cout, int cin)
+{
+    struct conv3_weights c = { .cin = cin, .cout = cout };
+    char name[200];
+    const float *w = bind4(b, fmt(name, sizeof(name), "%sweight", pre), cout, cin, 3, 3);
+    if (!w)
+        return c;
+    float *r = malloc(sizeof(float) * conv3_weight_floats(cin, cout));
+    if (!r || model_own(b->m, r) != 0) {
+        binder_fail(b, DITD_ENOMEM, "out of memory re-laying out %s%s", b->prefix, name);
+        return c;
+    }
+    conv3_pack_weights(r, w, cin, cout);
+    st_release(b->f, lookup(b, name));
+    c.w = r;
+    c.b = bind1(b, fmt(name, sizeof(name), "%sbias", pre), cout);
+    return c;
+}
+
+/* A 1x1 convolution or Linear "<pre>weight" (out, in[, 1, 1]) and its bias. */
+static struct linear bind_proj(struct binder *b, const char *pre, int out, int in, int conv)
+{
+    struct linear l = { .in = in, .out = out };
+    char name[200];
+    fmt(name, sizeof(name), "%sweight", pre);
+    l.w = conv ? bind4(b, name, out, in, 1, 1) : bind2(b, name, out, in);
+    l.b = bind1(b, fmt(name, sizeof(name), "%sbias", pre), out);
+    return l;
+}
+
 /* Prefix of ResNet j of decoder up block i (i = -1: mid block). */
 static const char *resnet_prefix(char *out, size_t n, const struct vae_names *v, int i, int j)
 {
@@ -436,24 +451,14 @@ static void bind_resnet(struct binder *b, const struct vae_names *v, int i, int 
     r->cout = cout;
     r->norm1_w = bind1(b, fmt(n, sizeof(n), "%snorm1.weight", pre), cin);
     r->norm1_b = bind1(b, fmt(n, sizeof(n), "%snorm1.bias", pre), cin);
-    r->conv1_w = bind_conv3(b, fmt(n, sizeof(n), "%sconv1.weight", pre), cout, cin);
-    r->conv1_b = bind1(b, fmt(n, sizeof(n), "%sconv1.bias", pre), cout);
+    r->conv1 = bind_conv3(b, fmt(n, sizeof(n), "%sconv1.", pre), cout, cin);
     r->norm2_w = bind1(b, fmt(n, sizeof(n), "%snorm2.weight", pre), cout);
     r->norm2_b = bind1(b, fmt(n, sizeof(n), "%snorm2.bias", pre), cout);
-    r->conv2_w = bind_conv3(b, fmt(n, sizeof(n), "%sconv2.weight", pre), cout, cout);
-    r->conv2_b = bind1(b, fmt(n, sizeof(n), "%sconv2.bias", pre), cout);
+    r->conv2 = bind_conv3(b, fmt(n, sizeof(n), "%sconv2.", pre), cout, cout);
     if (cin != cout) {
         const char *sc = v->kind == VAE_LDM ? "nin_shortcut" : "conv_shortcut";
-        r->short_w = bind4(b, fmt(n, sizeof(n), "%s%s.weight", pre, sc), cout, cin, 1, 1);
-        r->short_b = bind1(b, fmt(n, sizeof(n), "%s%s.bias", pre, sc), cout);
+        r->shortcut = bind_proj(b, fmt(n, sizeof(n), "%s%s.", pre, sc), cout, cin, 1);
     }
-}
-
-/* An attention projection: Linear (C, C) in diffusers, 1x1 conv in ldm. */
-static const float *bind_attn_proj(struct binder *b, const struct vae_names *v,
-                                   const char *name, int C)
-{
-    return v->kind == VAE_LDM ? bind4(b, name, C, C, 1, 1) : bind2(b, name, C, C);
 }
 
 static void bind_attention(struct binder *b, const struct vae_names *v, int C, struct vae_weights *w)
@@ -465,16 +470,27 @@ static void bind_attention(struct binder *b, const struct vae_names *v, int C, s
     };
     const char *pre = v->kind == VAE_LDM ? "decoder.mid.attn_1." : "decoder.mid_block.attentions.0.";
     const char *const *nm = names[v->kind];
-    const float **ws[4] = { &w->q_w, &w->k_w, &w->v_w, &w->o_w };
-    const float **bs[4] = { &w->q_b, &w->k_b, &w->v_b, &w->o_b };
+    struct linear *proj[4] = { &w->q, &w->k, &w->v, &w->o };
     char n[160];
 
     w->attn_norm_w = bind1(b, fmt(n, sizeof(n), "%s%s.weight", pre, nm[0]), C);
     w->attn_norm_b = bind1(b, fmt(n, sizeof(n), "%s%s.bias", pre, nm[0]), C);
-    for (int i = 0; i < 4; i++) {
-        *ws[i] = bind_attn_proj(b, v, fmt(n, sizeof(n), "%s%s.weight", pre, nm[i + 1]), C);
-        *bs[i] = bind1(b, fmt(n, sizeof(n), "%s%s.bias", pre, nm[i + 1]), C);
-    }
+    /* Linear (C, C) in diffusers, 1x1 conv in ldm. */
+    for (int i = 0; i < 4; i++)
+        *proj[i] = bind_proj(b, fmt(n, sizeof(n), "%s%s.", pre, nm[i + 1]), C, C,
+                             v->kind == VAE_LDM);
+}
+
+/* bf16: a tensor converted once, the float32 one let go (vae_weights_to_bf16). */
+static uint16_t *vae_bf16_copy(void *arg, const float *f32, size_t n)
+{
+    struct binder *b = arg;
+    uint16_t *h = malloc(sizeof(uint16_t) * (n ? n : 1));
+    if (!h || model_own(b->m, h) != 0)
+        return NULL;
+    ops_bf16_from_f32(h, f32, n);
+    model_drop(b->m, b->f, f32, sizeof(float) * n);
+    return h;
 }
 
 int model_bind_vae(struct ditd_model *m, struct st_file *f, char *err, size_t errlen)
@@ -498,10 +514,8 @@ int model_bind_vae(struct ditd_model *m, struct st_file *f, char *err, size_t er
     else
         v.kind = VAE_DIFFUSERS;
 
-    w->post_quant_w = bind4(&b, "post_quant_conv.weight", C, C, 1, 1);
-    w->post_quant_b = bind1(&b, "post_quant_conv.bias", C);
-    w->conv_in_w = bind_conv3(&b, "decoder.conv_in.weight", top, C);
-    w->conv_in_b = bind1(&b, "decoder.conv_in.bias", top);
+    w->post_quant = bind_proj(&b, "post_quant_conv.", C, C, 1);
+    w->conv_in = bind_conv3(&b, "decoder.conv_in.", top, C);
     bind_resnet(&b, &v, -1, 0, top, top, &w->mid_res[0]);
     if (c->mid_attention)
         bind_attention(&b, &v, top, w);
@@ -513,18 +527,18 @@ int model_bind_vae(struct ditd_model *m, struct st_file *f, char *err, size_t er
         for (int j = 0; j <= c->layers_per_block; j++)
             bind_resnet(&b, &v, i, j, j == 0 ? prev : ch, ch, &w->up[i].res[j]);
         if (i < c->blocks - 1) {
-            const char *fmt_up = v.kind == VAE_LDM ? "decoder.up.%d.upsample.conv.%s"
-                                                   : "decoder.up_blocks.%d.upsamplers.0.conv.%s";
+            const char *fmt_up = v.kind == VAE_LDM ? "decoder.up.%d.upsample.conv."
+                                                   : "decoder.up_blocks.%d.upsamplers.0.conv.";
             const int idx = v.kind == VAE_LDM ? c->blocks - 1 - i : i;
-            w->up[i].up_w = bind_conv3(&b, fmt(n, sizeof(n), fmt_up, idx, "weight"), ch, ch);
-            w->up[i].up_b = bind1(&b, fmt(n, sizeof(n), fmt_up, idx, "bias"), ch);
+            w->up[i].up = bind_conv3(&b, fmt(n, sizeof(n), fmt_up, idx), ch, ch);
         }
         prev = ch;
     }
     const char *norm_out = v.kind == VAE_LDM ? "decoder.norm_out" : "decoder.conv_norm_out";
     w->norm_out_w = bind1(&b, fmt(n, sizeof(n), "%s.weight", norm_out), c->block_out[0]);
     w->norm_out_b = bind1(&b, fmt(n, sizeof(n), "%s.bias", norm_out), c->block_out[0]);
-    w->conv_out_w = bind_conv3(&b, "decoder.conv_out.weight", c->out_channels, c->block_out[0]);
-    w->conv_out_b = bind1(&b, "decoder.conv_out.bias", c->out_channels);
+    w->conv_out = bind_conv3(&b, "decoder.conv_out.", c->out_channels, c->block_out[0]);
+    if (!b.rc && c->bf16 && vae_weights_to_bf16(w, c, vae_bf16_copy, &b) != 0)
+        binder_fail(&b, DITD_ENOMEM, "out of memory converting the VAE decoder to bf16");
     return b.rc;
 }

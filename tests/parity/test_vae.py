@@ -2,10 +2,18 @@
 for a few small decoder configurations in each accepted key naming (diffusers, legacy attention
 names, CompVis/ldm, ldm under `first_stage_model.`); latents of other sizes than the DiT's (square
 and not, small enough for the direct convolutions and large enough for Winograd's); the same bytes
-with 1 or 3 threads and with one or several latents per call; and the size limits."""
+with 1 or 3 threads and with one or several latents per call; and the size limits.
+
+`--precision bf16` (bf16 convolutions, projections and attention; norms, SiLU, softmax and the
+residual stream in float32) against the same float32 reference: relative L2 error at most 1e-2
+per image and at least 1e-5 (bf16 must show); the same bytes with 1 or 3 threads and alone or
+beside other latents. On CPUs without bf16 instructions this is the portable emulation; on
+AVX512-BF16/AMX CPUs with oneDNN, the native path."""
 import numpy as np
 
-from common import CheckFailed, Harness, compare, load_npy, save_npy
+from common import CheckFailed, Harness, compare, compare_l2, load_npy, save_npy
+
+BF16_L2 = 1e-2
 import models
 from pyref import export
 
@@ -59,11 +67,12 @@ def write_case_model(h, cname, seed, tag):
     return d, vae
 
 
-def decode(h, d, z, tag, threads=None):
+def decode(h, d, z, tag, threads=None, precision=None):
     zin = save_npy(h.path(tag, "z.npy"), z)
     out = h.path(tag, "out.npy")
     h.run_dit(["decode", "--model", d, "--latent", zin, "-o", out] +
-              (["--threads", str(threads)] if threads else []))
+              (["--threads", str(threads)] if threads else []) +
+              (["--precision", precision] if precision else []))
     return load_npy(out, ndim=4)
 
 
@@ -75,14 +84,23 @@ def other_size(h, cname, lh, lw, seed):
     return compare(decode(h, d, z, tag), models.vae_decode(vae, z))
 
 
-def invariance(h, cname, lh, lw, seed):
+def bf16_case(h, cname, lh, lw, seed):
+    """--precision bf16 against the float32 reference."""
+    tag = "bf16_%s_%dx%d" % (cname.replace(" ", "_"), lh, lw)
+    d, vae = write_case_model(h, cname, seed, tag)
+    z = (np.random.default_rng(seed).standard_normal((2, 4, lh, lw)) * 0.8).astype(np.float32)
+    return compare_l2(decode(h, d, z, tag, precision="bf16"), models.vae_decode(vae, z),
+                      BF16_L2, floor=1e-5)
+
+
+def invariance(h, cname, lh, lw, seed, precision=None):
     """The same bytes with 1 and 3 threads, and for a latent decoded alone or beside others."""
-    tag = "inv_%s_%dx%d" % (cname.replace(" ", "_"), lh, lw)
+    tag = "inv_%s_%dx%d_%s" % (cname.replace(" ", "_"), lh, lw, precision)
     d, _ = write_case_model(h, cname, seed, tag)
     z = (np.random.default_rng(seed).standard_normal((3, 4, lh, lw)) * 0.8).astype(np.float32)
-    all3 = decode(h, d, z, tag + "_3t", threads=3)
-    one = decode(h, d, z, tag + "_1t", threads=1)
-    alone = decode(h, d, z[1:2], tag + "_alone", threads=2)
+    all3 = decode(h, d, z, tag + "_3t", threads=3, precision=precision)
+    one = decode(h, d, z, tag + "_1t", threads=1, precision=precision)
+    alone = decode(h, d, z[1:2], tag + "_alone", threads=2, precision=precision)
     if all3.tobytes() != one.tobytes():
         raise CheckFailed("3 threads and 1 thread give different bytes (max diff %.3g)"
                           % float(np.abs(all3 - one).max()))
@@ -127,6 +145,14 @@ def main():
     h.case("vae invariance threads and batch sd-like 8x8", invariance, h,
            "sd-like b64-128-128-128 lpb2 g32", 8, 8, 51)
     h.case("vae size limits", limits, h)
+    for cname, lh, lw in (("b32-64 lpb1 g8 rgb", 8, 8), ("sd-like b64-128-128-128 lpb2 g32", 8, 8),
+                          ("b32-64 lpb1 g8 latent 20", 20, 20), ("b32-64 lpb1 g8 rgb", 12, 20)):
+        h.case("vae bf16 %s latent %dx%d" % (cname, lh, lw), bf16_case, h, cname, lh, lw,
+               60 + lh + lw)
+    h.case("vae bf16 invariance threads and batch 14x10", invariance, h, "b32-64 lpb1 g8 rgb",
+           14, 10, 52, "bf16")
+    h.case("vae bf16 invariance threads and batch sd-like 8x8", invariance, h,
+           "sd-like b64-128-128-128 lpb2 g32", 8, 8, 53, "bf16")
     h.finish()
 
 

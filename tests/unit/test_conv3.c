@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "../test.h"
+#include "bf16.h"
 #include "ops.h"
 #include "team.h"
 #include "conv3.h"
@@ -25,6 +26,7 @@ static float urand(uint64_t *s)
 struct conv_case {
     int H, W, Cin, Cout;
     int affine, silu, up2, residual;
+    int bf16;   /* bf16 weights: the reference rounds inputs and weights to bf16 */
 };
 
 /* Reference input of the convolution (after affine/SiLU/upsampling), HWC. */
@@ -43,7 +45,7 @@ static float *reference_input(const struct conv_case *k, const float *x, const f
                     if (k->silu)
                         v = v / (1.0 + exp(-v));
                 }
-                d[((size_t)y * k->W + xx) * k->Cin + c] = (float)v;
+                d[((size_t)y * k->W + xx) * k->Cin + c] = k->bf16 ? bf16_round((float)v) : (float)v;
             }
     return d;
 }
@@ -85,7 +87,16 @@ static double run_case(const struct conv_case *k, int every)
         x[i] = 3.0f * urand(&s);
     for (size_t i = 0; i < (size_t)9 * k->Cin * k->Cout; i++)
         w[i] = wscale * urand(&s);
+    if (k->bf16)
+        for (size_t i = 0; i < (size_t)9 * k->Cin * k->Cout; i++)
+            w[i] = bf16_round(w[i]);
     conv3_pack_weights(w9, w, k->Cin, k->Cout);
+    uint16_t *w16 = malloc(sizeof(uint16_t) * conv3_weight_floats(k->Cin, k->Cout));
+    ops_bf16_from_f32(w16, w9, conv3_weight_floats(k->Cin, k->Cout));
+    const struct conv3_weights wt = {
+        .w = k->bf16 ? NULL : w9, .w16 = k->bf16 ? w16 : NULL, .b = b, .cin = k->Cin,
+        .cout = k->Cout,
+    };
     for (int o = 0; o < k->Cout; o++)
         b[o] = 0.1f * urand(&s);
     for (int i = 0; i < k->Cin; i++) {
@@ -110,11 +121,9 @@ static double run_case(const struct conv_case *k, int every)
         if (k->residual) {
             /* In place: the residual is the output buffer. */
             memcpy(out[threads - 1], res, sizeof(float) * out_n);
-            conv3_run(&c, out[threads - 1], out[threads - 1], &in, w9, b, k->H, k->W,
-                         k->Cin, k->Cout, scratch);
+            conv3_run(&c, out[threads - 1], out[threads - 1], &in, &wt, k->H, k->W, scratch);
         } else {
-            conv3_run(&c, out[threads - 1], NULL, &in, w9, b, k->H, k->W, k->Cin, k->Cout,
-                         scratch);
+            conv3_run(&c, out[threads - 1], NULL, &in, &wt, k->H, k->W, scratch);
         }
         team_free(t);
     }
@@ -146,6 +155,7 @@ static double run_case(const struct conv_case *k, int every)
     free(x);
     free(w);
     free(w9);
+    free(w16);
     free(b);
     free(scale);
     free(shift);
@@ -161,42 +171,48 @@ int main(void)
     /* F(4x4, 3x3) rounds about ten times more than the direct sum (points
      * +-2 in its transforms): measured 2-5e-6 of max|ref| on these. */
     static const struct conv_case wino[] = {
-        /* H  W  Cin Cout affine silu up2 residual */
-        { 22, 26, 3, 5, 0, 0, 0, 0 },    /* partial tiles, channel tails */
-        { 26, 30, 17, 9, 1, 1, 0, 0 },   /* GroupNorm affine + SiLU on the input */
-        { 20, 28, 16, 24, 1, 0, 0, 1 },  /* affine only, residual in place */
-        { 24, 20, 12, 8, 0, 0, 1, 0 },   /* upsampled input */
-        { 30, 18, 24, 40, 1, 1, 1, 1 },  /* everything */
-        { 32, 32, 64, 64, 1, 1, 0, 1 },
+        /* H  W  Cin Cout affine silu up2 residual bf16 */
+        { 22, 26, 3, 5, 0, 0, 0, 0, 0 },    /* partial tiles, channel tails */
+        { 26, 30, 17, 9, 1, 1, 0, 0, 0 },   /* GroupNorm affine + SiLU on the input */
+        { 20, 28, 16, 24, 1, 0, 0, 1, 0 },  /* affine only, residual in place */
+        { 24, 20, 12, 8, 0, 0, 1, 0, 0 },   /* upsampled input */
+        { 30, 18, 24, 40, 1, 1, 1, 1, 0 },  /* everything */
+        { 32, 32, 64, 64, 1, 1, 0, 1, 0 },
+        { 26, 30, 17, 9, 1, 1, 0, 0, 1 },   /* bf16 weights and inputs */
+        { 30, 18, 24, 40, 1, 1, 1, 1, 1 },
     };
     static const struct conv_case direct[] = {
-        { 4, 4, 8, 8, 0, 0, 0, 0 },
-        { 5, 7, 3, 5, 0, 0, 0, 0 },
-        { 1, 1, 4, 16, 0, 0, 0, 0 },
-        { 9, 6, 17, 9, 1, 1, 0, 0 },
-        { 8, 10, 16, 24, 1, 0, 0, 1 },
-        { 10, 6, 12, 8, 0, 0, 1, 0 },
-        { 14, 12, 24, 40, 1, 1, 1, 1 },
+        { 4, 4, 8, 8, 0, 0, 0, 0, 0 },
+        { 5, 7, 3, 5, 0, 0, 0, 0, 0 },
+        { 1, 1, 4, 16, 0, 0, 0, 0, 0 },
+        { 9, 6, 17, 9, 1, 1, 0, 0, 0 },
+        { 8, 10, 16, 24, 1, 0, 0, 1, 0 },
+        { 10, 6, 12, 8, 0, 0, 1, 0, 0 },
+        { 14, 12, 24, 40, 1, 1, 1, 1, 0 },
+        { 9, 6, 17, 9, 1, 1, 0, 0, 1 },     /* bf16 */
+        { 14, 12, 24, 40, 1, 1, 1, 1, 1 },
     };
+    /* bf16 cases: against the reference on bf16-rounded inputs and weights,
+     * so a missing rounding (error ~1e-3) cannot pass. */
     for (size_t i = 0; i < sizeof(wino) / sizeof(wino[0]); i++) {
         const struct conv_case *k = &wino[i];
         CHECK(conv3_winograd(k->H, k->W, k->Cin, k->Cout));
         const double err = run_case(k, 1);
-        printf("winograd %dx%d %d->%d: error %.3g of max|ref|\n", k->H, k->W, k->Cin, k->Cout,
-               err);
+        printf("winograd %dx%d %d->%d%s: error %.3g of max|ref|\n", k->H, k->W, k->Cin, k->Cout,
+               k->bf16 ? " bf16" : "", err);
         CHECK(err < 2e-5);
     }
     for (size_t i = 0; i < sizeof(direct) / sizeof(direct[0]); i++) {
         const struct conv_case *k = &direct[i];
         CHECK(!conv3_winograd(k->H, k->W, k->Cin, k->Cout));
         const double err = run_case(k, 1);
-        printf("direct %dx%d %d->%d: error %.3g of max|ref|\n", k->H, k->W, k->Cin, k->Cout,
-               err);
+        printf("direct %dx%d %d->%d%s: error %.3g of max|ref|\n", k->H, k->W, k->Cin, k->Cout,
+               k->bf16 ? " bf16" : "", err);
         CHECK(err < 2e-6);
     }
     /* Many chunks of tiles (1024 tiles, 7 rows of 32 per chunk at 256 + 256
      * channels): checked at a sparse set of outputs. */
-    const struct conv_case big = { 128, 128, 256, 256, 1, 1, 0, 1 };
+    const struct conv_case big = { 128, 128, 256, 256, 1, 1, 0, 1, 0 };
     CHECK(conv3_winograd(big.H, big.W, big.Cin, big.Cout));
     const double err = run_case(&big, 997);
     printf("winograd, many chunks: error %.3g of max|ref|\n", err);
