@@ -11,6 +11,7 @@ import argparse
 import base64
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,9 @@ def main():
     if not os.path.isfile(os.path.join(a.model, "transformer", "config.json")):
         print("SKIP: no model at %s" % a.model)
         return 77
+    # meson stops a test that runs out of time with SIGTERM: clean up (and stop the
+    # daemon) on the way out then too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     work = tempfile.mkdtemp(prefix="ditd-repro-")
 
     def path(*parts):

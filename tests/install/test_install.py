@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,9 @@ def main():
     ap.add_argument("--paths", required=True, help="JSON: bindir, modeldir, docdir, ... as configured")
     a = ap.parse_args()
     a.paths = json.loads(a.paths)
+    # meson stops a test that runs out of time with SIGTERM: clean up (and stop the
+    # daemon) on the way out then too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     t = Install(a)
     work = tempfile.mkdtemp(prefix="ditd-outside-")
     try:
