@@ -38,12 +38,14 @@
 #define DNN_MAX_PRIMS 48
 
 /* One matmul shape: src (M, K) x weights (K, N) -> dst (M, N) float32,
- * dst dense. kind: the weights' form. */
+ * src and dst dense. kind: the weights' form: packed at load, or (for
+ * attention) plain activations, K^T read from K's (N, K) rows (PRIM_KT)
+ * or V's (K, N) rows as they are (PRIM_V). */
 enum prim_kind { PRIM_PACKED, PRIM_KT, PRIM_V };
 
 struct dnn_prim {
     enum prim_kind kind;
-    int M, K, N, ld;        /* ld: row stride of strided operands (attention) */
+    int M, K, N;
     dnnl_primitive_t p;
     dnnl_memory_desc_t src_md, wei_md, dst_md, pad_md;
     size_t pad_bytes;
@@ -140,40 +142,45 @@ const char *dnn_model_impl(const struct dnn_model *d)
     return d->impl[0] ? d->impl : "none";
 }
 
-/* The primitive of this shape, made on first request; its index or DITD_E*. */
-static int prim_get(struct dnn_model *d, enum prim_kind kind, int M, int K, int N, int ld,
-                    char *err, size_t errlen)
+/* The index of the primitive of this shape, or -1. */
+static int find(const struct dnn_model *d, enum prim_kind kind, int M, int K, int N)
 {
     for (int i = 0; i < d->nprims; i++) {
         const struct dnn_prim *p = &d->prims[i];
-        if (p->kind == kind && p->M == M && p->K == K && p->N == N && p->ld == ld)
+        if (p->kind == kind && p->M == M && p->K == K && p->N == N)
             return i;
     }
+    return -1;
+}
+
+/* The primitive of this shape, made on first request; its index or DITD_E*. */
+static int prim_get(struct dnn_model *d, enum prim_kind kind, int M, int K, int N,
+                    char *err, size_t errlen)
+{
+    const int known = find(d, kind, M, K, N);
+    if (known >= 0)
+        return known;
     if (d->nprims == DNN_MAX_PRIMS) {
         snprintf(err, errlen, "oneDNN: more than %d product shapes", DNN_MAX_PRIMS);
         return DITD_EINVAL;
     }
     struct dnn_prim *p = &d->prims[d->nprims];
     const dnnl_dims_t src_dims = { M, K }, wei_dims = { K, N }, dst_dims = { M, N };
-    const dnnl_dims_t dense_src = { K, 1 }, dense_dst = { N, 1 };
-    const dnnl_dims_t strided_src = { ld, 1 }, kt = { 1, ld }, v = { ld, 1 };
+    static const dnnl_format_tag_t wei_tag[] = {
+        [PRIM_PACKED] = dnnl_format_tag_any, [PRIM_KT] = dnnl_ba, [PRIM_V] = dnnl_ab,
+    };
     dnnl_matmul_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st;
     const char *impl = NULL;
 
-    *p = (struct dnn_prim){ .kind = kind, .M = M, .K = K, .N = N, .ld = ld };
-    /* Attention reads q (and k, v) in place in the converted qkv rows. */
-    st = dnnl_memory_desc_init_by_strides(&p->src_md, 2, src_dims, d->dt,
-                                          kind == PRIM_KT ? strided_src : dense_src);
+    *p = (struct dnn_prim){ .kind = kind, .M = M, .K = K, .N = N };
+    st = dnnl_memory_desc_init_by_tag(&p->src_md, 2, src_dims, d->dt, dnnl_ab);
     if (st == dnnl_success)
-        st = kind == PRIM_PACKED
-                 ? dnnl_memory_desc_init_by_tag(&p->wei_md, 2, wei_dims, d->dt, dnnl_format_tag_any)
-                 : dnnl_memory_desc_init_by_strides(&p->wei_md, 2, wei_dims, d->dt,
-                                                    kind == PRIM_KT ? kt : v);
+        st = dnnl_memory_desc_init_by_tag(&p->wei_md, 2, wei_dims, d->dt, wei_tag[kind]);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_strides(&p->dst_md, 2, dst_dims, dnnl_f32, dense_dst);
+        st = dnnl_memory_desc_init_by_tag(&p->dst_md, 2, dst_dims, dnnl_f32, dnnl_ab);
     if (st == dnnl_success)
         st = dnnl_matmul_desc_init(&desc, &p->src_md, &p->wei_md, NULL, &p->dst_md);
     if (st == dnnl_success)
@@ -254,7 +261,7 @@ int dnn_pack_linear(struct dnn_model *d, struct linear *l, int rows, char *err, 
         struct dnn_tile *tile = &dl->tile[t];
         tile->n0 = t * DNN_TILE_N;
         tile->nt = N - tile->n0 < DNN_TILE_N ? N - tile->n0 : DNN_TILE_N;
-        rc = tile->prim = prim_get(d, PRIM_PACKED, rows, K, tile->nt, 0, err, errlen);
+        rc = tile->prim = prim_get(d, PRIM_PACKED, rows, K, tile->nt, err, errlen);
         if (rc >= 0)
             rc = pack_tile(d, tile, l->w, K, s, err, errlen);
         if (rc == 0)
@@ -269,8 +276,8 @@ int dnn_pack_linear(struct dnn_model *d, struct linear *l, int rows, char *err, 
     return 0;
 }
 
-/* Query blocks of ATT_ROWS (and the last, shorter one): QK^T with q and K^T
- * read in place in the converted q | k | v rows (stride 3 * width), then PV. */
+/* Query blocks of ATT_ROWS (and the last, shorter one): QK^T, then PV, all
+ * operands dense per (image, head) (ops_dnn_attention converts them so). */
 int dnn_prepare_attention(struct dnn_model *d, int Tq, int Tk, int hd, int width,
                           char *err, size_t errlen)
 {
@@ -278,9 +285,9 @@ int dnn_prepare_attention(struct dnn_model *d, int Tq, int Tk, int hd, int width
     for (int i = 0; i < 2; i++) {
         if (!rows[i])
             continue;
-        int rc = prim_get(d, PRIM_KT, rows[i], hd, Tk, 3 * width, err, errlen);
+        int rc = prim_get(d, PRIM_KT, rows[i], hd, Tk, err, errlen);
         if (rc >= 0)
-            rc = prim_get(d, PRIM_V, rows[i], Tk, hd, 3 * width, err, errlen);
+            rc = prim_get(d, PRIM_V, rows[i], Tk, hd, err, errlen);
         if (rc < 0)
             return rc;
         if ((size_t)rows[i] * Tk > d->p_elems)
@@ -478,45 +485,73 @@ void ops_dnn_linear(const struct ops_ctx *c, float *out, int ldo, const float *i
 }
 
 /* ---------------------------------------------------------------------------
- * Attention: q, k, v converted side by side into (rows, 3 * width) rows,
- * then per task QK^T into the thread's score rows, softmax in float32, the
- * probabilities converted, PV.
+ * Attention: q, k and v converted once into head-major blocks, (samples,
+ * heads, tokens, hd) each, so that every operand of a call is a dense
+ * matrix (the layouts oneDNN's fastest kernels take); then per task QK^T
+ * into the thread's score rows, softmax in float32, the probabilities
+ * converted, PV, and the head's columns copied out.
  */
+struct heads_job {
+    char *dst;
+    const float *src;
+    int lds, T, heads, hd, ntasks;
+    long rows;
+    size_t esz;
+};
+
+static void heads_task(void *arg, int task, int thread)
+{
+    const struct heads_job *j = arg;
+    long begin, end;
+    (void)thread;
+    team_chunk(j->rows, j->ntasks, task, &begin, &end);
+    for (long r = begin; r < end; r++) {
+        const long s = r / j->T, i = r % j->T;
+        for (int h = 0; h < j->heads; h++) {
+            const float *src = j->src + r * j->lds + (size_t)h * j->hd;
+            char *dst = j->dst + (((size_t)s * j->heads + h) * j->T + i) * j->hd * j->esz;
+            if (j->esz == 2)
+                ops_bf16_from_f32((uint16_t *)dst, src, (size_t)j->hd);
+            else
+                memcpy(dst, src, sizeof(float) * (size_t)j->hd);
+        }
+    }
+}
+
+/* The (samples * T, heads * hd) rows at src (stride lds) into dst in the
+ * head-major layout; returns the end of what was written. */
+static char *convert_heads(const struct ops_ctx *c, char *dst, const float *src, int lds,
+                           int samples, int T, int heads, int hd)
+{
+    struct heads_job job = {
+        .dst = dst, .src = src, .lds = lds, .T = T, .heads = heads, .hd = hd,
+        .rows = (long)samples * T, .esz = c->dnn->d->esz, .ntasks = 4 * team_size(c->team),
+    };
+    team_run(c->team, heads_task, &job, job.ntasks);
+    return dst + (size_t)samples * T * heads * hd * job.esz;
+}
+
 struct att_job {
     struct dnn_ctx *c;
     float *out, *scratch;
     size_t per_thread;
-    int ldo, Tq, Tk, heads, hd, qblocks, width;
+    const char *q, *k, *v;  /* head-major blocks */
+    int ldo, Tq, Tk, heads, hd, qblocks;
 };
-
-static int find(const struct dnn_model *d, enum prim_kind kind, int M, int K, int N, int ld)
-{
-    for (int i = 0; i < d->nprims; i++) {
-        const struct dnn_prim *p = &d->prims[i];
-        if (p->kind == kind && p->M == M && p->K == K && p->N == N && p->ld == ld)
-            return i;
-    }
-    return -1;
-}
 
 static void att_task(void *arg, int task, int thread)
 {
     const struct att_job *j = arg;
     struct dnn_ctx *c = j->c;
-    const struct dnn_model *d = c->d;
+    const size_t esz = c->d->esz;
     const int qb = task % j->qblocks, h = (task / j->qblocks) % j->heads;
-    const int s = task / (j->qblocks * j->heads), ld = 3 * j->width;
+    const int s = task / (j->qblocks * j->heads);
     const int r0 = qb * ATT_ROWS, rows = j->Tq - r0 < ATT_ROWS ? j->Tq - r0 : ATT_ROWS;
-    const int qk = find(d, PRIM_KT, rows, j->hd, j->Tk, ld);
-    const int pv = find(d, PRIM_V, rows, j->Tk, j->hd, ld);
-    /* q rows of sample s are rows s*Tq + i of the converted block, its k
-     * and v rows s*Tk + j (columns width and 2*width on). */
-    const char *act = c->act;
-    const char *q = act + (((size_t)s * j->Tq + r0) * ld + (size_t)h * j->hd) * d->esz;
-    const char *kbase = act + ((size_t)s * j->Tk * ld + (size_t)j->width + (size_t)h * j->hd) *
-                              d->esz;
-    const char *vbase = act + ((size_t)s * j->Tk * ld + 2 * (size_t)j->width +
-                               (size_t)h * j->hd) * d->esz;
+    const int qk = find(c->d, PRIM_KT, rows, j->hd, j->Tk);
+    const int pv = find(c->d, PRIM_V, rows, j->Tk, j->hd);
+    const size_t head = (size_t)s * j->heads + h;
+    const char *q = j->q + ((head * j->Tq + r0) * j->hd) * esz;
+    const char *k = j->k + head * j->Tk * j->hd * esz, *v = j->v + head * j->Tk * j->hd * esz;
     float *scores = j->scratch + (size_t)thread * j->per_thread;
     struct dnn_thread *th = &c->th[thread];
 
@@ -525,17 +560,15 @@ static void att_task(void *arg, int task, int thread)
             c->error = DITD_EINVAL;
         return;
     }
-    /* The score and output buffers are bound at context creation; the
-     * scores must land in this task's score rows. */
+    /* The scores land in this task's score rows, not the output buffer. */
     dnnl_memory_set_data_handle(th->dst[qk], scores);
-    run(c, thread, qk, q, kbase, NULL);
+    run(c, thread, qk, q, k, NULL);
     ops_softmax_rows(scores, rows, j->Tk, 1.0f / sqrtf((float)j->hd));
-    if (d->esz == 2)
+    if (esz == 2)
         ops_bf16_from_f32(th->p16, scores, (size_t)rows * j->Tk);
     else
         memcpy(th->p16, scores, sizeof(float) * (size_t)rows * j->Tk);
-    dnnl_memory_set_data_handle(th->dst[pv], th->dst_buf);
-    run(c, thread, pv, th->p16, vbase, NULL);
+    run(c, thread, pv, th->p16, v, NULL);
     for (int r = 0; r < rows; r++)
         memcpy(j->out + ((size_t)s * j->Tq + r0 + r) * j->ldo + (size_t)h * j->hd,
                th->dst_buf + (size_t)r * j->hd, sizeof(float) * (size_t)j->hd);
@@ -545,20 +578,16 @@ void ops_dnn_attention(const struct ops_ctx *c, float *out, int ldo, const float
                        const float *k, int ldk, const float *v, int ldv, int samples, int Tq,
                        int Tk, int heads, int hd, float *scratch)
 {
-    struct dnn_ctx *x = c->dnn;
-    const int width = heads * hd, ld = 3 * width;
-    const size_t esz = x->d->esz;
-    char *act = x->act;
+    char *act = c->dnn->act;
     struct att_job job = {
-        .c = x, .out = out, .scratch = scratch, .per_thread = ops_attention_scratch(Tq, Tk),
-        .ldo = ldo, .Tq = Tq, .Tk = Tk, .heads = heads, .hd = hd, .width = width,
+        .c = c->dnn, .out = out, .scratch = scratch, .per_thread = ops_attention_scratch(Tq, Tk),
+        .ldo = ldo, .Tq = Tq, .Tk = Tk, .heads = heads, .hd = hd,
         .qblocks = ops_tiles(Tq, ATT_ROWS),
     };
-    /* Rows of 3 * width: q | k | v, as the fused qkv layer writes them; k
-     * and v rows of sample s are its rows s*Tk (Tk may differ from Tq). */
-    convert(c, act, ld, q, ldq, (long)samples * Tq, width);
-    convert(c, act + width * esz, ld, k, ldk, (long)samples * Tk, width);
-    convert(c, act + 2 * width * esz, ld, v, ldv, (long)samples * Tk, width);
+    job.q = act;
+    job.k = convert_heads(c, act, q, ldq, samples, Tq, heads, hd);
+    job.v = convert_heads(c, (char *)job.k, k, ldk, samples, Tk, heads, hd);
+    convert_heads(c, (char *)job.v, v, ldv, samples, Tk, heads, hd);
     team_run(c->team, att_task, &job, samples * heads * job.qblocks);
 }
 
@@ -586,7 +615,7 @@ double dnn_bench_gemms(int M, int D, int F, int depth, int threads)
     if (rc == 0)
         rc = onednn_stream_new(&s);
     for (int i = 0; i < 4 && rc == 0; i++) {
-        rc = prim[i] = prim_get(d, PRIM_PACKED, M, shapes[i][1], shapes[i][0], 0, err,
+        rc = prim[i] = prim_get(d, PRIM_PACKED, M, shapes[i][1], shapes[i][0], err,
                                 sizeof(err));
         if (rc < 0)
             break;
