@@ -276,7 +276,7 @@ struct wino_job {
 /* Filters: U[xi] = (G g G^T)[xi] for 8 output channels at a time, from
  * panels of weights to panels of U. G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
  * 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
-static inline void g_col(v8 u[6], v8 a, v8 b, v8 c)
+V8_INLINE void g_col(v8 u[6], v8 a, v8 b, v8 c)
 {
     u[0] = a * 0.25f;
     u[1] = (a + b + c) * (-1.0f / 6.0f);
@@ -321,7 +321,7 @@ static void filter_task(void *arg, int panel, int thread)
  * the tile after the on-the-fly affine / SiLU / upsampling, zero outside.
  * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
  *        0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
-static inline void bt_col(v8 r[6], const v8 d[6])
+V8_INLINE void bt_col(v8 r[6], const v8 d[6])
 {
     r[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
     r[1] = d[3] + d[4] - 4.0f * (d[1] + d[2]);
@@ -418,7 +418,7 @@ static void product_task(void *arg, int task, int thread)
 
 /* Output tiles: out = A^T m A + bias [+ residual].
  * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-static inline void at_col(v8 r[4], const v8 m[6])
+V8_INLINE void at_col(v8 r[4], const v8 m[6])
 {
     const v8 s12 = m[1] + m[2], d12 = m[1] - m[2];
     const v8 s34 = m[3] + m[4], d34 = m[3] - m[4];

@@ -20,11 +20,15 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8w __attribute__((vector_size(32)));
 
 /* Vectors are only passed between inlined functions inside the clones: the
- * ABI of passing them to a real call never arises. */
+ * ABI of passing them to a real call never arises. That holds only if every
+ * helper here is inlined even at -O0: a real call from an AVX clone to a
+ * helper compiled for the default target passes a v8 in registers on one
+ * side and in memory on the other (the debug build crashed in conv3.c). */
 #pragma GCC diagnostic ignored "-Wpsabi"
+#define V8_INLINE static inline __attribute__((always_inline))
 
 /* The first n (1..8) floats at p; the other lanes zero. */
-static inline v8 v8_load(const float *p, int n)
+V8_INLINE v8 v8_load(const float *p, int n)
 {
     if (n == VEC8)
         return *(const v8u *)p;
@@ -34,7 +38,7 @@ static inline v8 v8_load(const float *p, int n)
     return v;
 }
 
-static inline void v8_store(float *p, v8 v, int n)
+V8_INLINE void v8_store(float *p, v8 v, int n)
 {
     if (n == VEC8) {
         *(v8u *)p = v;
@@ -45,7 +49,7 @@ static inline void v8_store(float *p, v8 v, int n)
 }
 
 /* m ? a : b per lane, m from a vector comparison (all ones or zero). */
-static inline v8 v8_select(v8i m, v8 a, v8 b)
+V8_INLINE v8 v8_select(v8i m, v8 a, v8 b)
 {
     v8i ai, bi;
     memcpy(&ai, &a, sizeof(ai));
@@ -58,7 +62,7 @@ static inline v8 v8_select(v8i m, v8 a, v8 b)
 /* exp(x) to about one ulp, the same steps as ops.c's exp_approx: x clamped
  * to [-87, 88], round(x/ln2) by the 1.5*2^23 trick, a degree-6 polynomial
  * on the remainder, the power of two built from its bits. */
-static inline v8 v8_exp(v8 x)
+V8_INLINE v8 v8_exp(v8 x)
 {
     const v8 lo = { -87, -87, -87, -87, -87, -87, -87, -87 };
     const v8 hi = { 88, 88, 88, 88, 88, 88, 88, 88 };
@@ -76,7 +80,7 @@ static inline v8 v8_exp(v8 x)
 
 /* x rounded to the nearest bf16 value (ties to even), as bf16.h's
  * bf16_round: NaN stays NaN. */
-static inline v8 v8_bf16_round(v8 x)
+V8_INLINE v8 v8_bf16_round(v8 x)
 {
     v8w u;
     memcpy(&u, &x, sizeof(u));
@@ -88,7 +92,7 @@ static inline v8 v8_bf16_round(v8 x)
 }
 
 /* Eight bf16 values widened to float32 (exact). */
-static inline v8 v8_from_bf16(const uint16_t *p)
+V8_INLINE v8 v8_from_bf16(const uint16_t *p)
 {
     typedef uint16_t v8h __attribute__((vector_size(16), aligned(2)));
     const v8w u = __builtin_convertvector(*(const v8h *)p, v8w) << 16;
@@ -97,7 +101,7 @@ static inline v8 v8_from_bf16(const uint16_t *p)
     return x;
 }
 
-static inline v8 v8_silu(v8 x)
+V8_INLINE v8 v8_silu(v8 x)
 {
     return x / (1.0f + v8_exp(-x));
 }
