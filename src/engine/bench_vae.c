@@ -12,6 +12,7 @@
 
 #include "blas.h"
 #include "conv3.h"
+#include "conv3_dnn.h"
 #include "ditd.h"
 #include "isa.h"
 #include "ops.h"
@@ -51,6 +52,8 @@ struct filler {
     float *p;        /* NULL: only count */
     size_t used;
     uint64_t state;
+    struct conv3_dnn_model *dnn; /* native bf16: pack the convolutions for oneDNN */
+    int L;           /* latent size: the map sizes oneDNN packs for */
 };
 
 static const float *take(struct filler *f, size_t n, float bound, float offset)
@@ -72,13 +75,19 @@ static const float *weight(struct filler *f, size_t n, int fan_in)
     return take(f, n, 1.0f / sqrtf((float)fan_in), 0.0f);
 }
 
-/* A 3x3 convolution's weights in the packed layout (padding lanes random
- * too: the kernels never store what they produce). */
-static struct conv3_weights conv_weight(struct filler *f, int cin, int cout)
+/* A 3x3 convolution on H x H maps: random (cout, cin, 3, 3) weights packed
+ * for oneDNN or into the own kernels' panels, as a model's are at load. */
+static struct conv3_weights conv_weight(struct filler *f, int cin, int cout, int H)
 {
     struct conv3_weights c = { .cin = cin, .cout = cout };
-    c.w = weight(f, conv3_weight_floats(cin, cout), 9 * cin);
+    const float *w = weight(f, (size_t)9 * cin * cout, 9 * cin);
+    float *panels = (float *)take(f, conv3_weight_floats(cin, cout), 0.0f, 0.0f);
+    char err[DITD_ERR_LEN];
     c.b = weight(f, (size_t)cout, 9 * cin);
+    if (f->p && !(f->dnn && conv3_dnn_pack(f->dnn, &c, w, H, H, err, sizeof(err)) == 0)) {
+        conv3_pack_weights(panels, w, cin, cout);
+        c.w = panels;
+    }
     return c;
 }
 
@@ -90,16 +99,16 @@ static struct linear linear_weight(struct filler *f, int in, int out)
     return l;
 }
 
-static void random_resnet(struct filler *f, int cin, int cout, struct vae_resnet *r)
+static void random_resnet(struct filler *f, int cin, int cout, int H, struct vae_resnet *r)
 {
     r->cin = cin;
     r->cout = cout;
     r->norm1_w = take(f, (size_t)cin, 0.1f, 1.0f);
     r->norm1_b = take(f, (size_t)cin, 0.1f, 0.0f);
-    r->conv1 = conv_weight(f, cin, cout);
+    r->conv1 = conv_weight(f, cin, cout, H);
     r->norm2_w = take(f, (size_t)cout, 0.1f, 1.0f);
     r->norm2_b = take(f, (size_t)cout, 0.1f, 0.0f);
-    r->conv2 = conv_weight(f, cout, cout);
+    r->conv2 = conv_weight(f, cout, cout, H);
     if (cin != cout)
         r->shortcut = linear_weight(f, cin, cout);
 }
@@ -107,12 +116,12 @@ static void random_resnet(struct filler *f, int cin, int cout, struct vae_resnet
 /* Point w at weights for cfg drawn by f (or only count them). */
 static void random_weights(const struct vae_config *cfg, struct vae_weights *w, struct filler *f)
 {
-    const int C = cfg->latent_channels, top = cfg->block_out[cfg->blocks - 1];
+    const int C = cfg->latent_channels, top = cfg->block_out[cfg->blocks - 1], L = f->L;
 
     memset(w, 0, sizeof(*w));
     w->post_quant = linear_weight(f, C, C);
-    w->conv_in = conv_weight(f, C, top);
-    random_resnet(f, top, top, &w->mid_res[0]);
+    w->conv_in = conv_weight(f, C, top, L);
+    random_resnet(f, top, top, L, &w->mid_res[0]);
     if (cfg->mid_attention) {
         w->attn_norm_w = take(f, (size_t)top, 0.1f, 1.0f);
         w->attn_norm_b = take(f, (size_t)top, 0.1f, 0.0f);
@@ -121,28 +130,26 @@ static void random_weights(const struct vae_config *cfg, struct vae_weights *w, 
         w->v = linear_weight(f, top, top);
         w->o = linear_weight(f, top, top);
     }
-    random_resnet(f, top, top, &w->mid_res[1]);
+    random_resnet(f, top, top, L, &w->mid_res[1]);
     int prev = top;
     for (int i = 0; i < cfg->blocks; i++) {
         const int ch = cfg->block_out[cfg->blocks - 1 - i];
         for (int j = 0; j <= cfg->layers_per_block; j++)
-            random_resnet(f, j == 0 ? prev : ch, ch, &w->up[i].res[j]);
-        if (i < cfg->blocks - 1) {
-            w->up[i].up = conv_weight(f, ch, ch);
-        }
+            random_resnet(f, j == 0 ? prev : ch, ch, L << i, &w->up[i].res[j]);
+        if (i < cfg->blocks - 1)
+            w->up[i].up = conv_weight(f, ch, ch, L << (i + 1));
         prev = ch;
     }
     const int cb = cfg->block_out[0];
     w->norm_out_w = take(f, (size_t)cb, 0.1f, 1.0f);
     w->norm_out_b = take(f, (size_t)cb, 0.1f, 0.0f);
-    w->conv_out = conv_weight(f, cb, cfg->out_channels);
+    w->conv_out = conv_weight(f, cb, cfg->out_channels, L << (cfg->blocks - 1));
 }
 
-/* Fill w for cfg from one allocation; returns it (free() it) or NULL. */
-static float *alloc_random_weights(const struct vae_config *cfg, struct vae_weights *w,
-                                   uint64_t seed)
+float *vae_weights_random(const struct vae_config *cfg, struct vae_weights *w, int L,
+                         uint64_t seed)
 {
-    struct filler f = { .state = seed | 1 };
+    struct filler f = { .state = seed | 1, .dnn = cfg->dnn, .L = L };
     random_weights(cfg, w, &f);
     f.p = malloc(sizeof(float) * f.used);
     f.used = 0;
@@ -193,7 +200,14 @@ int ditd_bench_vae(int image_size, enum ditd_precision precision, int threads, i
     isa_choose_precision(precision, 0, &c.bf16, &native, out->precision_note,
                          sizeof(out->precision_note));
     out->precision = c.bf16 ? "bf16" : "fp32";
-    weights = alloc_random_weights(cfg, &w, 0x2545f4914f6cdd1dULL);
+    if (native && conv3_dnn_model_new(&c.dnn, DNN_BF16, err, errlen) != 0)
+        c.dnn = NULL;
+    weights = vae_weights_random(cfg, &w, L, 0x2545f4914f6cdd1dULL);
+    if (c.dnn) {
+        const size_t used = strlen(out->precision_note);
+        snprintf(out->precision_note + used, sizeof(out->precision_note) - used,
+                 "; VAE convolutions %s", conv3_dnn_impl(c.dnn));
+    }
     if (weights && c.bf16) {
         int64_t params;
         double macs;
@@ -219,12 +233,16 @@ int ditd_bench_vae(int image_size, enum ditd_precision precision, int threads, i
     take(&zf, lat, 1.7f, 0.0f);   /* about the spread of sampled latents / scaling factor */
     struct ops_ctx ops = { .team = team };
     blas_set_threads(1);
-    vae_decode(cfg, &w, &s, &ops, z, img);
+    rc = vae_decode(cfg, &w, &s, &ops, z, img);
     const double cpu0 = cpu_ms();
-    for (int i = 0; i < iterations; i++) {
+    for (int i = 0; i < iterations && !rc; i++) {
         const double t0 = now_ms();
-        vae_decode(cfg, &w, &s, &ops, z, img);
+        rc = vae_decode(cfg, &w, &s, &ops, z, img);
         ms[i] = now_ms() - t0;
+    }
+    if (rc) {
+        snprintf(err, errlen, "the VAE decoder failed in oneDNN");
+        goto out;
     }
     out->cpu_ms_per_decode = (cpu_ms() - cpu0) / iterations;
     qsort(ms, (size_t)iterations, sizeof(double), cmp_double);
@@ -249,6 +267,7 @@ out:
     team_free(team);
     free(weights);
     free(b16_mem);
+    conv3_dnn_model_free(c.dnn);
     free(z);
     free(img);
     free(ms);

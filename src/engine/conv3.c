@@ -33,6 +33,8 @@
 
 #include <string.h>
 
+#include "conv3_dnn.h"
+
 #include "ops.h"
 #include "team.h"
 #include "vec8.h"
@@ -494,10 +496,12 @@ static void wino_run(const struct ops_ctx *c, struct wino_job *j, float *scratch
 
 void conv3_run(const struct ops_ctx *c, float *out, const float *residual,
                const struct conv3_input *in, const struct conv3_weights *wt,
-               int H, int W, float *scratch)
+               int H, int W, float *scratch, struct conv3_dnn_ctx *dnn)
 {
     const int Cin = wt->cin, Cout = wt->cout;
-    if (conv3_winograd(H, W, Cin, Cout)) {
+    if (wt->dnn) {
+        conv3_dnn_run(c, dnn, out, residual, in, wt, H, W);
+    } else if (conv3_winograd(H, W, Cin, Cout)) {
         struct wino_job j = {
             .out = out, .residual = residual, .w9 = wt->w, .w16 = wt->w16, .bias = wt->b,
             .in = *in, .H = H, .W = W, .Cin = Cin, .Cout = Cout,

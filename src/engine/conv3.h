@@ -24,6 +24,8 @@
 #include <stdint.h>
 
 struct ops_ctx;
+struct conv3_dnn_weights; /* conv3_dnn.c */
+struct conv3_dnn_ctx;
 
 /* What the convolution reads: map x, transformed per channel on the fly. */
 struct conv3_input {
@@ -42,13 +44,15 @@ struct conv3_input {
 size_t conv3_weight_floats(int Cin, int Cout);
 void conv3_pack_weights(float *w9, const float *w, int Cin, int Cout);
 
-/* One convolution's weights: float32 panels, or the same panels in bf16.
- * With bf16 weights the convolution computes in bf16 numerics: the values
- * it reads (after the affine / SiLU / upsampling) are rounded to bf16 too,
- * and the products are added in float32 (docs/engine.md, "Precision"). */
+/* One convolution's weights: float32 panels, the same panels in bf16, or
+ * oneDNN's packed form (native bf16, conv3_dnn.h). With bf16 weights the
+ * convolution computes in bf16 numerics: the values it reads (after the
+ * affine / SiLU / upsampling) are rounded to bf16 too, and the products are
+ * added in float32 (docs/engine.md, "Precision"). */
 struct conv3_weights {
     const float *w;       /* (9, P, Cin, 16) float32, or NULL */
     const uint16_t *w16;  /* the same in bf16, or NULL */
+    const struct conv3_dnn_weights *dnn; /* or NULL */
     const float *b;       /* (Cout), float32 in every precision */
     int cin, cout;
 };
@@ -56,10 +60,11 @@ struct conv3_weights {
 /* out (H, W, Cout) = conv3x3(input) + bias [+ residual]. residual is
  * (H, W, Cout) or NULL; it may be out itself (an in-place residual add),
  * but out must not overlap the input map. scratch holds
- * conv3_scratch_floats(H, W, Cin, Cout) floats, 64-byte aligned. */
+ * conv3_scratch_floats(H, W, Cin, Cout) floats, 64-byte aligned; dnn is the
+ * state's oneDNN context when wt->dnn is set (NULL otherwise). */
 void conv3_run(const struct ops_ctx *c, float *out, const float *residual,
                const struct conv3_input *in, const struct conv3_weights *wt,
-               int H, int W, float *scratch);
+               int H, int W, float *scratch, struct conv3_dnn_ctx *dnn);
 size_t conv3_scratch_floats(int H, int W, int Cin, int Cout);
 
 /* Whether conv3_run takes the Winograd path for this shape (for tests). */

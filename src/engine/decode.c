@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "blas.h"
 #include "model.h"
@@ -37,9 +38,16 @@ int ditd_decode_any(const struct ditd_model *m, const float *z, int n, int h, in
     }
     const size_t per = (size_t)C * h * w, pix = (size_t)cfg->out_channels * h * f * w * f;
     zs = malloc(sizeof(float) * per);
-    if (!zs || team_new(&team, threads) != 0 || vae_state_init(&s, cfg, h, w, threads) != 0) {
+    if (!zs || team_new(&team, threads) != 0 ||
+        (rc = vae_state_init(&s, cfg, h, w, threads)) == DITD_ENOMEM) {
         snprintf(err, errlen, "out of memory: decoding a %d x %d latent needs %.0f MB of buffers",
                  h, w, (double)vae_state_bytes(cfg, h, w, threads) / 1e6);
+        rc = DITD_ENOMEM;
+        goto out;
+    }
+    if (rc) {
+        snprintf(err, errlen, "oneDNN cannot run the decoder's convolutions on a %d x %d latent "
+                 "in bf16; decode with --precision fp32", h, w);
         goto out;
     }
     struct ops_ctx ops = { .team = team };
@@ -47,7 +55,10 @@ int ditd_decode_any(const struct ditd_model *m, const float *z, int n, int h, in
     for (int k = 0; k < n; k++) {
         for (size_t i = 0; i < per; i++)
             zs[i] = z[k * per + i] / cfg->scaling_factor;
-        vae_decode(cfg, &m->vw, &s, &ops, zs, out + k * pix);
+        if ((rc = vae_decode(cfg, &m->vw, &s, &ops, zs, out + k * pix)) != 0) {
+            snprintf(err, errlen, "the VAE decoder failed in oneDNN (%s)", strerror(-rc));
+            goto out;
+        }
     }
     rc = 0;
 out:

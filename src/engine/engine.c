@@ -350,7 +350,9 @@ int ditd_decode_latents(struct ditd_worker *w, const float *z, int n, float *out
     for (int k = 0; k < n; k++) {
         for (int64_t i = 0; i < per; i++)
             w->z[i] = z[k * per + i] / m->vae.scaling_factor;
-        vae_decode(&m->vae, &m->vw, &w->vae, &w->ops, w->z, out + k * pix);
+        int rc = vae_decode(&m->vae, &m->vw, &w->vae, &w->ops, w->z, out + k * pix);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -366,7 +368,9 @@ int ditd_decode(struct ditd_worker *w, struct ditd_image *const *imgs, int n, ui
             return DITD_EINVAL;
     }
     for (int k = 0; k < n; k++) {
-        ditd_decode_latents(w, imgs[k]->smp.x, 1, w->pixels);
+        int rc = ditd_decode_latents(w, imgs[k]->smp.x, 1, w->pixels);
+        if (rc)
+            return rc;
         engine_rgb8(w->pixels, oc, plane, rgb + k * plane * 3);
     }
     return 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "isa.h"
+#include "conv3_dnn.h"
 #include "ops_dnn.h"
 #include "model.h"
 
@@ -489,6 +490,7 @@ void ditd_model_free(struct ditd_model *m)
         free(m->owned[i]);
     free(m->owned);
     dnn_model_free(m->dnn);
+    conv3_dnn_model_free(m->vae.dnn);
     for (int i = 0; m->class_names && i < m->dit.num_classes; i++) {
         free(m->class_names[i]);
         free(m->class_labels[i]);

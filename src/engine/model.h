@@ -34,6 +34,7 @@ struct ditd_model {
     bool preview_decode;     /* DITD_PREVIEW_AUTO decodes (else the projection) */
     enum ditd_precision precision; /* as resolved: FP32 or BF16 (the DiT's products) */
     int native_bf16;         /* bf16 products through oneDNN (ops_dnn.c) */
+    int vae_dnn_fallbacks;   /* VAE convolutions oneDNN could not take (own kernels) */
     struct dnn_model *dnn;   /* the native path's primitives and packed weights, or NULL */
     char precision_note[192];
 };

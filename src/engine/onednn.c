@@ -68,6 +68,12 @@ const char *onednn_status_name(dnnl_status_t st)
     return dnnl_status2str(st);
 }
 
+int onednn_fail(char *err, size_t errlen, dnnl_status_t st, const char *what)
+{
+    snprintf(err, errlen, "oneDNN: %s: %s", what, onednn_status_name(st));
+    return onednn_error(st);
+}
+
 void onednn_set_threads(int n)
 {
 #if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP

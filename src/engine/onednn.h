@@ -38,6 +38,8 @@ void onednn_stream_free(dnnl_stream_t s);
 int onednn_error(dnnl_status_t st);
 /* "unimplemented", "out_of_memory", ... for messages. */
 const char *onednn_status_name(dnnl_status_t st);
+/* err = "oneDNN: <what>: <status name>"; returns onednn_error(st). */
+int onednn_fail(char *err, size_t errlen, dnnl_status_t st, const char *what);
 
 /* OpenMP threads of the primitives the calling thread creates and executes
  * from now on (the count is per calling thread). */

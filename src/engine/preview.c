@@ -77,7 +77,8 @@ static int fit(struct ditd_model *m, char *err, size_t errlen)
         rng_normal(z, (int64_t)C * L * L, FIT_SEED, 0, (uint32_t)s);
         for (int i = 0; i < C * L * L; i++)
             zs[i] = z[i] / m->vae.scaling_factor;
-        vae_decode(&m->vae, &m->vw, &vs, &ops, zs, img);
+        if ((rc = vae_decode(&m->vae, &m->vw, &vs, &ops, zs, img)) != 0)
+            goto out;
         /* Normal equations over latent cells vs. the mean colour of their f x f pixels. */
         for (int y = 0; y < L; y++) {
             for (int x = 0; x < L; x++) {

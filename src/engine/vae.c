@@ -16,10 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv3.h"
+#include "conv3_dnn.h"
 #include "ditd.h"
 #include "gnorm.h"
 #include "ops.h"
-#include "conv3.h"
 
 #define VAE_EPS 1e-6f
 
@@ -34,10 +35,39 @@ static int top_channels(const struct vae_config *cfg)
     return cfg->block_out[cfg->blocks - 1];
 }
 
+/* Call fn for every 3x3 convolution of a decode of an h x w latent:
+ * its map size, channels and whether it adds a residual. */
+typedef int (*conv_fn)(void *arg, int H, int W, int cin, int cout, int residual);
+
+static int each_conv(const struct vae_config *cfg, int h, int w, conv_fn fn, void *arg)
+{
+    int H = h, W = w, prev = top_channels(cfg), rc;
+
+    if ((rc = fn(arg, H, W, cfg->latent_channels, prev, 0)))
+        return rc;
+    for (int r = 0; r < 2; r++)
+        if ((rc = fn(arg, H, W, prev, prev, 0)) || (rc = fn(arg, H, W, prev, prev, 1)))
+            return rc;
+    for (int i = 0; i < cfg->blocks; i++) {
+        const int ch = up_channels(cfg, i);
+        for (int j = 0; j <= cfg->layers_per_block; j++)
+            if ((rc = fn(arg, H, W, j ? ch : prev, ch, 0)) || (rc = fn(arg, H, W, ch, ch, 1)))
+                return rc;
+        if (i < cfg->blocks - 1) {
+            H *= 2;
+            W *= 2;
+            if ((rc = fn(arg, H, W, ch, ch, 0)))
+                return rc;
+        }
+        prev = ch;
+    }
+    return fn(arg, H, W, prev, cfg->out_channels, 0);
+}
+
 /* The largest buffers any stage needs, in floats (partial in doubles). */
 struct stage_sizes {
-    size_t map, conv, partial;
-    int channels;
+    size_t map, conv, partial, input;
+    int channels, dnn;
 };
 
 static size_t max_size(size_t a, size_t b)
@@ -45,36 +75,38 @@ static size_t max_size(size_t a, size_t b)
     return a > b ? a : b;
 }
 
-static void see_conv(struct stage_sizes *z, int H, int W, int cin, int cout)
+static int see_conv(void *arg, int H, int W, int cin, int cout, int residual)
 {
+    struct stage_sizes *z = arg;
     const size_t hw = (size_t)H * W;
+    (void)residual;
     z->map = max_size(z->map, hw * (size_t)(cin > cout ? cin : cout));
-    z->conv = max_size(z->conv, conv3_scratch_floats(H, W, cin, cout));
+    if (!z->dnn)
+        z->conv = max_size(z->conv, conv3_scratch_floats(H, W, cin, cout));
+    z->input = max_size(z->input, hw * (size_t)cin);
     z->partial = max_size(z->partial, gnorm_partial_doubles((long)hw, cin > cout ? cin : cout));
     z->channels = z->channels > cin ? z->channels : cin;
     z->channels = z->channels > cout ? z->channels : cout;
+    return 0;
 }
 
-/* Walk the decoder's convolutions for one h x w latent. */
 static void stage_sizes(const struct vae_config *cfg, int h, int w, struct stage_sizes *z)
 {
-    int H = h, W = w, prev = top_channels(cfg);
-
     memset(z, 0, sizeof(*z));
-    see_conv(z, H, W, cfg->latent_channels, prev);
-    see_conv(z, H, W, prev, prev);
-    for (int i = 0; i < cfg->blocks; i++) {
-        const int ch = up_channels(cfg, i);
-        see_conv(z, H, W, prev, ch);
-        see_conv(z, H, W, ch, ch);
-        if (i < cfg->blocks - 1) {
-            H *= 2;
-            W *= 2;
-            see_conv(z, H, W, ch, ch);
-        }
-        prev = ch;
-    }
-    see_conv(z, H, W, prev, cfg->out_channels);
+    z->dnn = cfg->dnn != NULL;
+    each_conv(cfg, h, w, see_conv, z);
+}
+
+/* Native bf16: the primitives of every convolution at this size. */
+struct prepare_arg {
+    struct conv3_dnn_ctx *ctx;
+    char err[DITD_ERR_LEN];
+};
+
+static int prepare_conv(void *arg, int H, int W, int cin, int cout, int residual)
+{
+    struct prepare_arg *p = arg;
+    return conv3_dnn_prepare(p->ctx, cin, cout, H, W, residual, p->err, sizeof(p->err));
 }
 
 struct state_layout {
@@ -120,6 +152,18 @@ int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int
     state_layout(cfg, h, w, threads, &l);
     if (posix_memalign((void **)&s->mem, 64, vae_state_bytes(cfg, h, w, threads)) != 0)
         return DITD_ENOMEM;
+    if (cfg->dnn) {
+        struct stage_sizes z;
+        struct prepare_arg p = { 0 };
+        int rc;
+        stage_sizes(cfg, h, w, &z);
+        if ((rc = conv3_dnn_ctx_new(&s->dnn, cfg->dnn, threads, z.input)) ||
+            (p.ctx = s->dnn, rc = each_conv(cfg, h, w, prepare_conv, &p)) ||
+            (rc = conv3_dnn_ctx_finish(s->dnn, p.err, sizeof(p.err)))) {
+            vae_state_free(s);
+            return rc;
+        }
+    }
     s->a = s->mem;
     s->b = s->a + l.map;
     s->c = s->b + l.map;
@@ -137,6 +181,7 @@ int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int
 
 void vae_state_free(struct vae_state *s)
 {
+    conv3_dnn_ctx_free(s->dnn);
     free(s->mem);
     memset(s, 0, sizeof(*s));
 }
@@ -152,18 +197,18 @@ static void resnet(const struct vae_config *cfg, const struct vae_resnet *r, str
     gnorm_fold(c, s->scale, s->shift, *x, r->norm1_w, r->norm1_b, HW, r->cin, cfg->groups,
                VAE_EPS, s->partial);
     in.x = *x;
-    conv3_run(c, *t1, NULL, &in, &r->conv1, H, W, s->conv);
+    conv3_run(c, *t1, NULL, &in, &r->conv1, H, W, s->conv, s->dnn);
     gnorm_fold(c, s->scale, s->shift, *t1, r->norm2_w, r->norm2_b, HW, r->cout, cfg->groups,
                VAE_EPS, s->partial);
     in.x = *t1;
     if (r->cin != r->cout) {
         ops_linear_tokens(c, *t2, r->cout, *x, r->cin, &r->shortcut, 1, (int)HW);
-        conv3_run(c, *t2, *t2, &in, &r->conv2, H, W, s->conv);
+        conv3_run(c, *t2, *t2, &in, &r->conv2, H, W, s->conv, s->dnn);
         float *tmp = *x;
         *x = *t2;
         *t2 = tmp;
     } else {
-        conv3_run(c, *x, *x, &in, &r->conv2, H, W, s->conv);
+        conv3_run(c, *x, *x, &in, &r->conv2, H, W, s->conv, s->dnn);
     }
 }
 
@@ -187,8 +232,8 @@ static void mid_attention(const struct vae_config *cfg, const struct vae_weights
     ops_add(c, x, t1, (long)HW * C);
 }
 
-void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
-                struct vae_state *s, const struct ops_ctx *ctx, const float *z, float *out)
+int vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
+               struct vae_state *s, const struct ops_ctx *ctx, const float *z, float *out)
 {
     const int C = cfg->latent_channels, oc = cfg->out_channels;
     float *x = s->a, *t1 = s->b, *t2 = s->c;
@@ -206,7 +251,7 @@ void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
             t2[(size_t)p * C + ch] = z[(size_t)ch * H * W + p];
     ops_linear_tokens(c, t1, C, t2, C, &w->post_quant, 1, H * W);
     in.x = t1;
-    conv3_run(c, x, NULL, &in, &w->conv_in, H, W, s->conv);
+    conv3_run(c, x, NULL, &in, &w->conv_in, H, W, s->conv, s->dnn);
 
     resnet(cfg, &w->mid_res[0], s, c, &x, &t1, &t2, H, W);
     if (cfg->mid_attention)
@@ -221,7 +266,7 @@ void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
             in = (struct conv3_input){ .x = x, .up2 = 1 };
             H *= 2;
             W *= 2;
-            conv3_run(c, t1, NULL, &in, &ub->up, H, W, s->conv);
+            conv3_run(c, t1, NULL, &in, &ub->up, H, W, s->conv, s->dnn);
             float *tmp = x;
             x = t1;
             t1 = tmp;
@@ -232,11 +277,12 @@ void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
     gnorm_fold(c, s->scale, s->shift, x, w->norm_out_w, w->norm_out_b, (long)H * W, cb,
                cfg->groups, VAE_EPS, s->partial);
     in = (struct conv3_input){ .x = x, .scale = s->scale, .shift = s->shift, .silu = 1 };
-    conv3_run(c, t2, NULL, &in, &w->conv_out, H, W, s->conv);
+    conv3_run(c, t2, NULL, &in, &w->conv_out, H, W, s->conv, s->dnn);
     /* HWC -> CHW. */
     for (int p = 0; p < H * W; p++)
         for (int ch = 0; ch < oc; ch++)
             out[(size_t)ch * H * W + p] = t2[(size_t)p * oc + ch];
+    return conv3_dnn_error(s->dnn) ? DITD_EIO : 0;
 }
 
 /* One convolution's or linear layer's float32 weights swapped for bf16. */

@@ -23,6 +23,7 @@ struct vae_config {
     int mid_attention;                /* 1 when the mid block has attention */
     float scaling_factor;
     int bf16;                         /* products in bf16 numerics (the model's precision) */
+    struct conv3_dnn_model *dnn;      /* native bf16: convolutions packed for oneDNN, or NULL */
 };
 
 /* The weights of 3x3 convolutions (struct conv3_weights) are packed at load
@@ -70,10 +71,13 @@ struct vae_state {
     float *attn;        /* q|k|v (3, h*w, top), then attention scores per thread */
     float *stage;       /* bf16: (threads, stage_floats) staged operands of the products */
     size_t stage_floats;
+    struct conv3_dnn_ctx *dnn; /* cfg->dnn: primitives for this size, per-thread objects */
     float *mem;
 };
 
-/* Buffers for one h x w latent decoded by `threads` threads. */
+/* Buffers for one h x w latent decoded by `threads` threads (and, with
+ * cfg->dnn, oneDNN's primitives for that size). 0, DITD_ENOMEM, or
+ * DITD_EINVAL when oneDNN cannot convolve at that size. */
 int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int w, int threads);
 void vae_state_free(struct vae_state *s);
 /* Bytes vae_state_init() allocates for an h x w latent. */
@@ -81,9 +85,18 @@ size_t vae_state_bytes(const struct vae_config *cfg, int h, int w, int threads);
 
 /* z (C, h, w) latent already divided by the scaling factor, h x w the
  * state's size -> out (out_channels, h*f, w*f), f = 2^(blocks-1). One image;
- * the bytes do not depend on the thread count. */
-void vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
-                struct vae_state *s, const struct ops_ctx *c, const float *z, float *out);
+ * the bytes do not depend on the thread count. 0, or DITD_EIO when a oneDNN
+ * call failed. */
+int vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
+               struct vae_state *s, const struct ops_ctx *c, const float *z, float *out);
+
+/* Random float32 weights for cfg (bench_vae.c), for benchmarks and tests:
+ * PyTorch-like scales; the 3x3 convolutions packed for oneDNN when
+ * cfg->dnn is set (for maps of the sizes of an L x L latent's decode), else
+ * into panels. Returns the block w points into (free() it), or NULL. The
+ * same seed draws the same values whatever cfg->dnn. */
+float *vae_weights_random(const struct vae_config *cfg, struct vae_weights *w, int L,
+                          uint64_t seed);
 
 /* Decoder parameters and multiply-accumulates for one latent of size L. */
 void vae_count(const struct vae_config *cfg, int latent_size, int64_t *params, double *macs);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "conv3.h"
+#include "conv3_dnn.h"
 #include "model.h"
 #include "ops_dnn.h"
 
@@ -400,23 +401,33 @@ struct vae_names {
     int blocks;
 };
 
-/* A 3x3 convolution "<pre>weight" (cout, cin, 3, 3) re-laid out in the
- * panels the VAE's convolutions read (conv3.h), and its "<pre>bias". */
-static struct conv3_weights bind_conv3(struct binder *b, const char *pre, int cout, int cin)
+/* A 3x3 convolution "<pre>weight" (cout, cin, 3, 3) and its "<pre>bias":
+ * packed for oneDNN when the model has a native bf16 convolution model
+ * (the convolution runs on H x H maps in the model's own decode), else
+ * re-laid out in the panels of the VAE's own kernels (conv3.h). A shape
+ * oneDNN cannot take stays on the own kernels (bf16 panels then). */
+static struct conv3_weights bind_conv3(struct binder *b, const char *pre, int cout, int cin, int H)
 {
     struct conv3_weights c = { .cin = cin, .cout = cout };
     char name[200];
     const float *w = bind4(b, fmt(name, sizeof(name), "%sweight", pre), cout, cin, 3, 3);
     if (!w)
         return c;
-    float *r = malloc(sizeof(float) * conv3_weight_floats(cin, cout));
-    if (!r || model_own(b->m, r) != 0) {
-        binder_fail(b, DITD_ENOMEM, "out of memory re-laying out %s%s", b->prefix, name);
-        return c;
+    if (b->m->vae.dnn) {
+        char err[DITD_ERR_LEN];
+        if (conv3_dnn_pack(b->m->vae.dnn, &c, w, H, H, err, sizeof(err)) != 0)
+            b->m->vae_dnn_fallbacks++;
     }
-    conv3_pack_weights(r, w, cin, cout);
-    st_release(b->f, lookup(b, name));
-    c.w = r;
+    if (!c.dnn) {
+        float *r = malloc(sizeof(float) * conv3_weight_floats(cin, cout));
+        if (!r || model_own(b->m, r) != 0) {
+            binder_fail(b, DITD_ENOMEM, "out of memory re-laying out %s%s", b->prefix, name);
+            return c;
+        }
+        conv3_pack_weights(r, w, cin, cout);
+        c.w = r;
+    }
+    model_drop(b->m, b->f, w, sizeof(float) * 9 * (size_t)cin * cout);
     c.b = bind1(b, fmt(name, sizeof(name), "%sbias", pre), cout);
     return c;
 }
@@ -443,7 +454,7 @@ static const char *resnet_prefix(char *out, size_t n, const struct vae_names *v,
 }
 
 static void bind_resnet(struct binder *b, const struct vae_names *v, int i, int j,
-                        int cin, int cout, struct vae_resnet *r)
+                        int cin, int cout, int H, struct vae_resnet *r)
 {
     char pre[96], n[160];
     resnet_prefix(pre, sizeof(pre), v, i, j);
@@ -451,10 +462,10 @@ static void bind_resnet(struct binder *b, const struct vae_names *v, int i, int 
     r->cout = cout;
     r->norm1_w = bind1(b, fmt(n, sizeof(n), "%snorm1.weight", pre), cin);
     r->norm1_b = bind1(b, fmt(n, sizeof(n), "%snorm1.bias", pre), cin);
-    r->conv1 = bind_conv3(b, fmt(n, sizeof(n), "%sconv1.", pre), cout, cin);
+    r->conv1 = bind_conv3(b, fmt(n, sizeof(n), "%sconv1.", pre), cout, cin, H);
     r->norm2_w = bind1(b, fmt(n, sizeof(n), "%snorm2.weight", pre), cout);
     r->norm2_b = bind1(b, fmt(n, sizeof(n), "%snorm2.bias", pre), cout);
-    r->conv2 = bind_conv3(b, fmt(n, sizeof(n), "%sconv2.", pre), cout, cout);
+    r->conv2 = bind_conv3(b, fmt(n, sizeof(n), "%sconv2.", pre), cout, cout, H);
     if (cin != cout) {
         const char *sc = v->kind == VAE_LDM ? "nin_shortcut" : "conv_shortcut";
         r->shortcut = bind_proj(b, fmt(n, sizeof(n), "%s%s.", pre, sc), cout, cin, 1);
@@ -503,7 +514,13 @@ int model_bind_vae(struct ditd_model *m, struct st_file *f, char *err, size_t er
     };
     struct vae_names v = { .blocks = c->blocks };
     const int C = c->latent_channels, top = c->block_out[c->blocks - 1];
+    const int L = m->dit.input_size;   /* map sizes of the model's own decode */
     char n[160];
+
+    /* Native bf16: the convolutions go to oneDNN (conv3_dnn.c). */
+    if (c->bf16 && m->native_bf16 &&
+        conv3_dnn_model_new(&m->vae.dnn, DNN_BF16, n, sizeof(n)) != 0)
+        m->vae.dnn = NULL;
 
     if (st_find(f, "first_stage_model.decoder.conv_in.weight"))
         b.prefix = "first_stage_model.";
@@ -515,30 +532,37 @@ int model_bind_vae(struct ditd_model *m, struct st_file *f, char *err, size_t er
         v.kind = VAE_DIFFUSERS;
 
     w->post_quant = bind_proj(&b, "post_quant_conv.", C, C, 1);
-    w->conv_in = bind_conv3(&b, "decoder.conv_in.", top, C);
-    bind_resnet(&b, &v, -1, 0, top, top, &w->mid_res[0]);
+    w->conv_in = bind_conv3(&b, "decoder.conv_in.", top, C, L);
+    bind_resnet(&b, &v, -1, 0, top, top, L, &w->mid_res[0]);
     if (c->mid_attention)
         bind_attention(&b, &v, top, w);
-    bind_resnet(&b, &v, -1, 1, top, top, &w->mid_res[1]);
+    bind_resnet(&b, &v, -1, 1, top, top, L, &w->mid_res[1]);
 
     int prev = top;
     for (int i = 0; i < c->blocks && !b.rc; i++) {
         const int ch = c->block_out[c->blocks - 1 - i];
         for (int j = 0; j <= c->layers_per_block; j++)
-            bind_resnet(&b, &v, i, j, j == 0 ? prev : ch, ch, &w->up[i].res[j]);
+            bind_resnet(&b, &v, i, j, j == 0 ? prev : ch, ch, L << i, &w->up[i].res[j]);
         if (i < c->blocks - 1) {
             const char *fmt_up = v.kind == VAE_LDM ? "decoder.up.%d.upsample.conv."
                                                    : "decoder.up_blocks.%d.upsamplers.0.conv.";
             const int idx = v.kind == VAE_LDM ? c->blocks - 1 - i : i;
-            w->up[i].up = bind_conv3(&b, fmt(n, sizeof(n), fmt_up, idx), ch, ch);
+            w->up[i].up = bind_conv3(&b, fmt(n, sizeof(n), fmt_up, idx), ch, ch, L << (i + 1));
         }
         prev = ch;
     }
     const char *norm_out = v.kind == VAE_LDM ? "decoder.norm_out" : "decoder.conv_norm_out";
     w->norm_out_w = bind1(&b, fmt(n, sizeof(n), "%s.weight", norm_out), c->block_out[0]);
     w->norm_out_b = bind1(&b, fmt(n, sizeof(n), "%s.bias", norm_out), c->block_out[0]);
-    w->conv_out = bind_conv3(&b, "decoder.conv_out.", c->out_channels, c->block_out[0]);
+    w->conv_out = bind_conv3(&b, "decoder.conv_out.", c->out_channels, c->block_out[0],
+                             L << (c->blocks - 1));
     if (!b.rc && c->bf16 && vae_weights_to_bf16(w, c, vae_bf16_copy, &b) != 0)
         binder_fail(&b, DITD_ENOMEM, "out of memory converting the VAE decoder to bf16");
+    if (!b.rc && m->vae.dnn) {
+        const size_t used = strlen(m->precision_note);
+        snprintf(m->precision_note + used, sizeof(m->precision_note) - used,
+                 "; VAE convolutions %s%s", conv3_dnn_impl(m->vae.dnn),
+                 m->vae_dnn_fallbacks ? " (some on ditd's kernels)" : "");
+    }
     return b.rc;
 }

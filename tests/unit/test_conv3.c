@@ -121,9 +121,9 @@ static double run_case(const struct conv_case *k, int every)
         if (k->residual) {
             /* In place: the residual is the output buffer. */
             memcpy(out[threads - 1], res, sizeof(float) * out_n);
-            conv3_run(&c, out[threads - 1], out[threads - 1], &in, &wt, k->H, k->W, scratch);
+            conv3_run(&c, out[threads - 1], out[threads - 1], &in, &wt, k->H, k->W, scratch, NULL);
         } else {
-            conv3_run(&c, out[threads - 1], NULL, &in, &wt, k->H, k->W, scratch);
+            conv3_run(&c, out[threads - 1], NULL, &in, &wt, k->H, k->W, scratch, NULL);
         }
         team_free(t);
     }
