@@ -107,20 +107,55 @@ size_t conv3_scratch_floats(int H, int W, int Cin, int Cout)
            round16((size_t)PTS * t * Cout);
 }
 
+/* The affine of channels c0 .. c0 + n: center, scale, shift. */
+V8_INLINE void input_affine(const struct conv3_input *in, int c0, int n, v8 ab[3])
+{
+    for (int i = 0; i < 3; i++)
+        ab[i] = (v8){ 0 };
+    if (in->scale) {
+        ab[0] = v8_load(in->center + c0, n);
+        ab[1] = v8_load(in->scale + c0, n);
+        ab[2] = v8_load(in->shift + c0, n);
+    }
+}
+
 /* The input value at (y, x) of the convolution's (upsampled) input,
  * activated, rounded to bf16 for bf16 weights; (y, x) inside the map. */
 __attribute__((always_inline))
 static inline v8 input_at(const struct conv3_input *in, int bf16, int W, int Cin, int y, int x,
-                          int c0, int n, v8 a, v8 b)
+                          int c0, int n, const v8 ab[3])
 {
     const int sh = in->up2 ? 1 : 0, Ws = W >> sh;
     v8 v = v8_load(in->x + ((size_t)(y >> sh) * Ws + (x >> sh)) * Cin + c0, n);
     if (in->scale) {
-        v = v * a + b;
+        v = (v - ab[0]) * ab[1] + ab[2];
         if (in->silu)
             v = v8_silu(v);
     }
     return bf16 ? v8_bf16_round(v) : v;
+}
+
+VEC8_CLONES
+void conv3_input_row(const struct conv3_input *in, int W, int Cin, int y, enum conv3_row mode,
+                     void *dst)
+{
+    for (int c0 = 0; c0 < Cin; c0 += VEC8) {
+        const int n = min_int(Cin - c0, VEC8);
+        v8 ab[3];
+        input_affine(in, c0, n, ab);
+        for (int x = 0; x < W; x++) {
+            const size_t at = (size_t)x * Cin + c0;
+            v8 v = input_at(in, mode != CONV3_F32, W, Cin, y, x, c0, n, ab);
+            if (mode != CONV3_BF16) {
+                v8_store((float *)dst + at, v, n);
+            } else {
+                v8w u;
+                memcpy(&u, &v, sizeof(u));
+                for (int k = 0; k < n; k++)
+                    ((uint16_t *)dst)[at + k] = (uint16_t)(u[k] >> 16);
+            }
+        }
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -186,7 +221,6 @@ struct direct_job {
     int pixel_tasks, panel_groups;
 };
 
-VEC8_CLONES
 static void direct_pad_task(void *arg, int y, int thread)
 {
     const struct direct_job *j = arg;
@@ -200,17 +234,7 @@ static void direct_pad_task(void *arg, int y, int thread)
     }
     memset(row, 0, sizeof(float) * (size_t)Cin);
     memset(row + (size_t)(W + 1) * Cin, 0, sizeof(float) * (size_t)Cin);
-    for (int c0 = 0; c0 < Cin; c0 += VEC8) {
-        const int n = min_int(Cin - c0, VEC8);
-        v8 a = { 0 }, b = { 0 };
-        if (j->in.scale) {
-            a = v8_load(j->in.scale + c0, n);
-            b = v8_load(j->in.shift + c0, n);
-        }
-        for (int x = 0; x < W; x++)
-            v8_store(row + (size_t)(x + 1) * Cin + c0,
-                     input_at(&j->in, j->w16 != NULL, W, Cin, y - 1, x, c0, n, a, b), n);
-    }
+    conv3_input_row(&j->in, W, Cin, y - 1, j->w16 ? CONV3_ROUNDED : CONV3_F32, row + Cin);
 }
 
 KERNEL_CLONES
@@ -357,17 +381,14 @@ static void input_task(void *arg, int task, int thread)
     const int first = (ty - j->row0) * j->tiles_w + tx0;
     for (int c0 = 0; c0 < Cin; c0 += VEC8) {
         const int cn = min_int(Cin - c0, VEC8);
-        v8 a = { 0 }, b = { 0 }, strip[6][4 * SEG + 2];
-        if (j->in.scale) {
-            a = v8_load(j->in.scale + c0, cn);
-            b = v8_load(j->in.shift + c0, cn);
-        }
+        v8 ab[3], strip[6][4 * SEG + 2];
+        input_affine(&j->in, c0, cn, ab);
         for (int i = 0; i < 6; i++) {
             const int y = y0 + i;
             for (int k = 0; k < width; k++) {
                 const int x = x0 + k;
                 strip[i][k] = y < 0 || y >= H || x < 0 || x >= W ? (v8){ 0 } :
-                              input_at(&j->in, j->w16 != NULL, W, Cin, y, x, c0, cn, a, b);
+                              input_at(&j->in, j->w16 != NULL, W, Cin, y, x, c0, cn, ab);
             }
         }
         for (int t = 0; t < n; t++) {

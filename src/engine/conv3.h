@@ -30,8 +30,9 @@ struct conv3_dnn_ctx;
 /* What the convolution reads: map x, transformed per channel on the fly. */
 struct conv3_input {
     const float *x;     /* (H, W, Cin), or (H/2, W/2, Cin) with up2 */
-    const float *scale; /* (Cin) per-channel affine x*scale + shift before the */
-    const float *shift; /*   convolution (GroupNorm folded), or both NULL */
+    const float *center; /* (Cin) per-channel affine (x - center) * scale + shift */
+    const float *scale;  /*   before the convolution (GroupNorm folded), or all */
+    const float *shift;  /*   three NULL */
     int silu;           /* then SiLU */
     int up2;            /* x is upsampled x2 (nearest) first; H and W even */
 };
@@ -66,6 +67,13 @@ void conv3_run(const struct ops_ctx *c, float *out, const float *residual,
                const struct conv3_input *in, const struct conv3_weights *wt,
                int H, int W, float *scratch, struct conv3_dnn_ctx *dnn);
 size_t conv3_scratch_floats(int H, int W, int Cin, int Cout);
+
+/* Row y of the convolution's input (upsampled, affine, SiLU as `in` says),
+ * W * Cin values HWC at dst: float32, float32 rounded to bf16 values, or
+ * bf16 (uint16). */
+enum conv3_row { CONV3_F32, CONV3_ROUNDED, CONV3_BF16 };
+void conv3_input_row(const struct conv3_input *in, int W, int Cin, int y, enum conv3_row mode,
+                     void *dst);
 
 /* Whether conv3_run takes the Winograd path for this shape (for tests). */
 int conv3_winograd(int H, int W, int Cin, int Cout);

@@ -24,7 +24,6 @@
 #include "onednn.h"
 #include "ops.h"
 #include "team.h"
-#include "vec8.h"
 
 #define BANDS 8
 #define MAX_LAYOUTS 32
@@ -381,41 +380,13 @@ struct run_job {
 };
 
 /* Row y of the convolution's input, activated (or upsampled), converted. */
-VEC8_CLONES
 static void convert_task(void *arg, int y, int thread)
 {
     const struct run_job *j = arg;
-    const struct conv3_input *in = j->in;
-    const int W = j->W, Cin = j->wt->cin, sh = in->up2 ? 1 : 0, Ws = W >> sh;
-    const size_t row = (size_t)y * W * Cin;
+    const int Cin = j->wt->cin;
     (void)thread;
-
-    for (int c0 = 0; c0 < Cin; c0 += VEC8) {
-        const int n = Cin - c0 < VEC8 ? Cin - c0 : VEC8;
-        v8 a = { 0 }, b = { 0 };
-        if (in->scale) {
-            a = v8_load(in->scale + c0, n);
-            b = v8_load(in->shift + c0, n);
-        }
-        for (int x = 0; x < W; x++) {
-            v8 v = v8_load(in->x + ((size_t)(y >> sh) * Ws + (x >> sh)) * Cin + c0, n);
-            if (in->scale) {
-                v = v * a + b;
-                if (in->silu)
-                    v = v8_silu(v);
-            }
-            const size_t at = row + (size_t)x * Cin + c0;
-            if (j->x->d->esz == 4) {
-                v8_store((float *)j->x->act + at, v, n);
-            } else {
-                v8w u;
-                v = v8_bf16_round(v);
-                memcpy(&u, &v, sizeof(u));
-                for (int k = 0; k < n; k++)
-                    ((uint16_t *)j->x->act)[at + k] = (uint16_t)(u[k] >> 16);
-            }
-        }
-    }
+    conv3_input_row(j->in, j->W, Cin, y, j->x->d->esz == 4 ? CONV3_F32 : CONV3_BF16,
+                    (char *)j->x->act + j->x->d->esz * (size_t)y * j->W * Cin);
 }
 
 static void band_task(void *arg, int band, int thread)

@@ -53,9 +53,9 @@ static void stats_task(void *arg, int chunk, int thread)
     }
 }
 
-void gnorm_fold(const struct ops_ctx *c, float *scale, float *shift, const float *x,
-                const float *gamma, const float *beta, long HW, int C, int groups, float eps,
-                double *partial)
+void gnorm_fold(const struct ops_ctx *c, float *center, float *scale, float *shift,
+                const float *x, const float *gamma, const float *beta, long HW, int C,
+                int groups, float eps, double *partial)
 {
     struct fold_job j = { .x = x, .partial = partial, .HW = HW, .C = C };
     const long chunks = stat_chunks(HW);
@@ -77,16 +77,16 @@ void gnorm_fold(const struct ops_ctx *c, float *scale, float *shift, const float
         var = var > 0.0 ? var : 0.0;
         const double rstd = 1.0 / sqrt(var + eps);
         for (int ch = g * cg; ch < (g + 1) * cg; ch++) {
-            const double a = rstd * gamma[ch];
-            scale[ch] = (float)a;
-            shift[ch] = (float)(beta[ch] - mean * a);
+            center[ch] = (float)mean;
+            scale[ch] = (float)(rstd * gamma[ch]);
+            shift[ch] = beta[ch];
         }
     }
 }
 
 struct apply_job {
     float *out;
-    const float *x, *scale, *shift;
+    const float *x, *center, *scale, *shift;
     long HW;
     int C, silu, ntasks;
 };
@@ -103,17 +103,19 @@ static void apply_task(void *arg, int task, int thread)
         float *y = j->out + (size_t)p * j->C;
         for (int c0 = 0; c0 < j->C; c0 += VEC8) {
             const int n = j->C - c0 < VEC8 ? j->C - c0 : VEC8;
-            v8 v = v8_load(x + c0, n) * v8_load(j->scale + c0, n) + v8_load(j->shift + c0, n);
+            v8 v = (v8_load(x + c0, n) - v8_load(j->center + c0, n)) * v8_load(j->scale + c0, n) +
+                   v8_load(j->shift + c0, n);
             v8_store(y + c0, j->silu ? v8_silu(v) : v, n);
         }
     }
 }
 
-void gnorm_apply(const struct ops_ctx *c, float *out, const float *x, const float *scale,
-                 const float *shift, long HW, int C, int silu)
+void gnorm_apply(const struct ops_ctx *c, float *out, const float *x, const float *center,
+                 const float *scale, const float *shift, long HW, int C, int silu)
 {
     struct apply_job j = {
-        .out = out, .x = x, .scale = scale, .shift = shift, .HW = HW, .C = C, .silu = silu,
+        .out = out, .x = x, .center = center, .scale = scale, .shift = shift, .HW = HW, .C = C,
+        .silu = silu,
         .ntasks = HW < 64 ? 1 : 64,
     };
     team_run(c->team, apply_task, &j, j.ntasks);

@@ -3,8 +3,9 @@
  *
  * Arguments go output first, then inputs, then weights, then dimensions.
  * Activations are row-major: DiT tokens as (rows, D), VAE feature maps as
- * (H, W, C) ("HWC"), so every linear layer and convolution is one or a few
- * cblas_sgemm calls. ops_ref.c holds a naive version of each op for tests.
+ * (H, W, C) ("HWC"), so every linear layer is one or a few cblas_sgemm calls
+ * (the VAE's 3x3 convolutions and GroupNorm are conv3.c and gnorm.c). ops_ref.c
+ * holds a naive version of each op for tests, those two included.
  */
 #ifndef DITD_OPS_H
 #define DITD_OPS_H
@@ -142,26 +143,6 @@ void ops_ref_linear_bf16(float *out, int ldo, const float *in, int ldi,
 void ops_ref_attention_bf16(float *out, int ldo, const float *q, int ldq, const float *k,
                             int ldk, const float *v, int ldv, int samples, int Tq, int Tk,
                             int heads, int hd);
-
-#define OPS_MAX_GROUPS 256
-
-/* GroupNorm over an (HW, C) map with `groups` (<= OPS_MAX_GROUPS) groups,
- * affine, then SiLU when silu is non-zero. */
-void ops_groupnorm(const struct ops_ctx *c, float *out, const float *in,
-                   const float *gamma, const float *beta, long HW, int C, int groups,
-                   float eps, int silu);
-
-/* 3x3 convolution, stride 1, zero padding 1, on HWC maps.
- * w9 is (9, Cout, Cin): tap ky*3+kx holds W[:, :, ky, kx]. pad needs
- * ops_conv3x3_pad_floats() floats, wide ops_conv3x3_wide_floats(). */
-void ops_conv3x3(const struct ops_ctx *c, float *out, const float *in,
-                 const float *w9, const float *b, int H, int W, int Cin, int Cout,
-                 float *pad, float *wide);
-size_t ops_conv3x3_pad_floats(int H, int W, int Cin);
-size_t ops_conv3x3_wide_floats(int H, int W, int Cout);
-
-/* Nearest-neighbour x2 upsampling of an HWC map. */
-void ops_upsample2(float *out, const float *in, int H, int W, int C);
 
 /* x += y over n elements. */
 void ops_add(const struct ops_ctx *c, float *x, const float *y, long n);

@@ -140,7 +140,7 @@ size_t vae_state_bytes(const struct vae_config *cfg, int h, int w, int threads)
 {
     struct state_layout l;
     state_layout(cfg, h, w, threads, &l);
-    return sizeof(float) * (3 * l.map + 2 * l.chan + l.partial + l.conv + l.attn +
+    return sizeof(float) * (3 * l.map + 3 * l.chan + l.partial + l.conv + l.attn +
                             (size_t)l.stage_threads * l.stage);
 }
 
@@ -167,7 +167,8 @@ int vae_state_init(struct vae_state *s, const struct vae_config *cfg, int h, int
     s->a = s->mem;
     s->b = s->a + l.map;
     s->c = s->b + l.map;
-    s->scale = s->c + l.map;
+    s->center = s->c + l.map;
+    s->scale = s->center + l.chan;
     s->shift = s->scale + l.chan;
     s->partial = (double *)(s->shift + l.chan);
     s->conv = s->shift + l.chan + l.partial;
@@ -192,13 +193,14 @@ static void resnet(const struct vae_config *cfg, const struct vae_resnet *r, str
                    const struct ops_ctx *c, float **x, float **t1, float **t2, int H, int W)
 {
     const long HW = (long)H * W;
-    struct conv3_input in = { .scale = s->scale, .shift = s->shift, .silu = 1 };
+    struct conv3_input in = { .center = s->center, .scale = s->scale, .shift = s->shift,
+                             .silu = 1 };
 
-    gnorm_fold(c, s->scale, s->shift, *x, r->norm1_w, r->norm1_b, HW, r->cin, cfg->groups,
+    gnorm_fold(c, s->center, s->scale, s->shift, *x, r->norm1_w, r->norm1_b, HW, r->cin, cfg->groups,
                VAE_EPS, s->partial);
     in.x = *x;
     conv3_run(c, *t1, NULL, &in, &r->conv1, H, W, s->conv, s->dnn);
-    gnorm_fold(c, s->scale, s->shift, *t1, r->norm2_w, r->norm2_b, HW, r->cout, cfg->groups,
+    gnorm_fold(c, s->center, s->scale, s->shift, *t1, r->norm2_w, r->norm2_b, HW, r->cout, cfg->groups,
                VAE_EPS, s->partial);
     in.x = *t1;
     if (r->cin != r->cout) {
@@ -221,9 +223,9 @@ static void mid_attention(const struct vae_config *cfg, const struct vae_weights
     float *q = s->attn, *k = q + (size_t)HW * C, *v = k + (size_t)HW * C;
     float *scores = v + (size_t)HW * C;
 
-    gnorm_fold(c, s->scale, s->shift, x, w->attn_norm_w, w->attn_norm_b, HW, C, cfg->groups,
+    gnorm_fold(c, s->center, s->scale, s->shift, x, w->attn_norm_w, w->attn_norm_b, HW, C, cfg->groups,
                VAE_EPS, s->partial);
-    gnorm_apply(c, t1, x, s->scale, s->shift, HW, C, 0);
+    gnorm_apply(c, t1, x, s->center, s->scale, s->shift, HW, C, 0);
     ops_linear_tokens(c, q, C, t1, C, &w->q, 1, HW);
     ops_linear_tokens(c, k, C, t1, C, &w->k, 1, HW);
     ops_linear_tokens(c, v, C, t1, C, &w->v, 1, HW);
@@ -274,9 +276,10 @@ int vae_decode(const struct vae_config *cfg, const struct vae_weights *w,
     }
 
     const int cb = cfg->block_out[0];
-    gnorm_fold(c, s->scale, s->shift, x, w->norm_out_w, w->norm_out_b, (long)H * W, cb,
+    gnorm_fold(c, s->center, s->scale, s->shift, x, w->norm_out_w, w->norm_out_b, (long)H * W, cb,
                cfg->groups, VAE_EPS, s->partial);
-    in = (struct conv3_input){ .x = x, .scale = s->scale, .shift = s->shift, .silu = 1 };
+    in = (struct conv3_input){ .x = x, .center = s->center, .scale = s->scale,
+                               .shift = s->shift, .silu = 1 };
     conv3_run(c, t2, NULL, &in, &w->conv_out, H, W, s->conv, s->dnn);
     /* HWC -> CHW. */
     for (int p = 0; p < H * W; p++)

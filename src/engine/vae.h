@@ -65,7 +65,7 @@ int vae_weights_to_bf16(struct vae_weights *w, const struct vae_config *cfg,
 struct vae_state {
     int h, w;           /* latent size */
     float *a, *b, *c;   /* (H*W*C) each, for the largest stage */
-    float *scale, *shift; /* (Cmax) GroupNorm folded into a per-channel affine */
+    float *center, *scale, *shift; /* (Cmax) GroupNorm folded into a per-channel affine */
     double *partial;    /* GroupNorm partial sums */
     float *conv;        /* Winograd scratch of the largest convolution */
     float *attn;        /* q|k|v (3, h*w, top), then attention scores per thread */

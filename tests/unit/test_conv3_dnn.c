@@ -45,6 +45,7 @@ static double run(const struct dcase *k, enum dnn_type type)
     uint16_t *w16 = malloc(sizeof(uint16_t) * wn);
     float *b = malloc(sizeof(float) * k->Cout), *res = malloc(sizeof(float) * out_n);
     float *scale = malloc(sizeof(float) * k->Cin), *shift = malloc(sizeof(float) * k->Cin);
+    float *center = malloc(sizeof(float) * k->Cin);
     float *own = malloc(sizeof(float) * out_n), *dnn[3], *scratch;
     struct conv3_dnn_model *d = NULL;
     char err[DITD_ERR_LEN];
@@ -57,6 +58,7 @@ static double run(const struct dcase *k, enum dnn_type type)
     for (int o = 0; o < k->Cout; o++)
         b[o] = 0.1f * urand(&s);
     for (int i = 0; i < k->Cin; i++) {
+        center[i] = 0.3f * urand(&s);
         scale[i] = 0.6f + 0.2f * urand(&s);
         shift[i] = 0.1f * urand(&s);
     }
@@ -71,7 +73,8 @@ static double run(const struct dcase *k, enum dnn_type type)
         mine.w = w9;
     struct conv3_weights theirs = { .b = b, .cin = k->Cin, .cout = k->Cout };
     const struct conv3_input in = {
-        .x = x, .scale = k->affine ? scale : NULL, .shift = k->affine ? shift : NULL,
+        .x = x, .center = center, .scale = k->affine ? scale : NULL,
+        .shift = k->affine ? shift : NULL,
         .silu = k->affine, .up2 = k->up2,
     };
 
@@ -114,6 +117,7 @@ static double run(const struct dcase *k, enum dnn_type type)
     }
     conv3_dnn_model_free(d);
     free(x), free(w), free(w9), free(w16), free(b), free(res), free(scale), free(shift);
+    free(center);
     free(own), free(scratch);
     for (int i = 0; i < 3; i++)
         free(dnn[i]);
