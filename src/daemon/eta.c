@@ -4,6 +4,7 @@
 #include "eta.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Weight of a new forward in the averages: about the last 32 count. */
 #define ALPHA (1.0 / 32)
@@ -61,9 +62,10 @@ double eta_forward_ns(const struct eta_model *m, int rows)
 
 /* Step worker w's images, in admission order while rows fit, up to the
  * next completion; returns the time that took. Completed images are
- * removed and their jobs' counts updated. */
+ * removed and their jobs' counts updated; *finished_jobs counts the queued
+ * jobs whose last image that was. */
 static double advance(const struct eta_model *m, int max_rows, struct eta_image *run, int *n,
-                      int *left_images, int64_t *done_ns, double now)
+                      int *left_images, int64_t *done_ns, double now, int *finished_jobs)
 {
     int rows = 0, k = -1, finished = 0, o = 0;
     double took;
@@ -86,8 +88,10 @@ static double advance(const struct eta_model *m, int max_rows, struct eta_image 
     took += finished * m->decode_ns;
     for (int i = 0; i < *n; i++) {
         if (in[i] && run[i].left <= 0) {
-            if (run[i].job >= 0 && --left_images[run[i].job] == 0)
+            if (run[i].job >= 0 && --left_images[run[i].job] == 0) {
                 done_ns[run[i].job] = (int64_t)(now + took);
+                (*finished_jobs)++;
+            }
             continue;
         }
         run[o++] = run[i];
@@ -100,10 +104,14 @@ int eta_replay(const struct eta_model *m, int max_rows, int nworkers, struct eta
                int *nrun, const struct eta_job *q, int nq, int64_t *start_ns, int64_t *done_ns)
 {
     double clock[nworkers > 0 ? nworkers : 1];
-    int left_images[nq > 0 ? nq : 1];
+    int *left_images;
     int head = 0, head_admitted = 0, pending = 0;
 
     if (m->forwards == 0)
+        return -1;
+    /* On the heap: the queue may be long (max_queue). */
+    left_images = malloc(sizeof(*left_images) * (size_t)(nq > 0 ? nq : 1));
+    if (!left_images)
         return -1;
     for (int w = 0; w < nworkers; w++)
         clock[w] = 0;
@@ -116,7 +124,7 @@ int eta_replay(const struct eta_model *m, int max_rows, int nworkers, struct eta
     }
     while (pending > 0) {
         int w = -1;
-        int rows = 0;
+        int rows = 0, finished;
 
         /* The worker whose next step boundary comes first. */
         for (int i = 0; i < nworkers; i++)
@@ -142,10 +150,11 @@ int eta_replay(const struct eta_model *m, int max_rows, int nworkers, struct eta
             clock[w] = INFINITY;    /* nothing left for it */
             continue;
         }
-        clock[w] += advance(m, max_rows, run[w], &nrun[w], left_images, done_ns, clock[w]);
-        pending = 0;
-        for (int k = 0; k < nq; k++)
-            pending += done_ns[k] < 0;
+        finished = 0;
+        clock[w] += advance(m, max_rows, run[w], &nrun[w], left_images, done_ns, clock[w],
+                            &finished);
+        pending -= finished;
     }
+    free(left_images);
     return 0;
 }
