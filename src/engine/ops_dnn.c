@@ -262,10 +262,10 @@ int dnn_pack_linear(struct dnn_model *d, struct linear *l, int rows, char *err, 
         tile->n0 = t * DNN_TILE_N;
         tile->nt = N - tile->n0 < DNN_TILE_N ? N - tile->n0 : DNN_TILE_N;
         rc = tile->prim = prim_get(d, PRIM_PACKED, rows, K, tile->nt, err, errlen);
-        if (rc >= 0)
+        if (rc >= 0) {
+            dl->ntiles = t + 1;   /* its packed memory goes with the model, made or not */
             rc = pack_tile(d, tile, l->w, K, s, err, errlen);
-        if (rc == 0)
-            dl->ntiles = t + 1;
+        }
     }
     onednn_stream_free(s);
     if (rc)
