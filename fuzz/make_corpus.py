@@ -194,6 +194,48 @@ def config_seeds():
     return seeds
 
 
+def png_file(text, itxt=(), size=2):
+    """A grey size x size PNG with tEXt chunks (and uncompressed iTXt ones) as dit writes."""
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    raw = b"".join(b"\x00" + bytes(size) for _ in range(size))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0))
+    for k, v in text:
+        out += chunk(b"tEXt", k.encode() + b"\x00" + v.encode())
+    for k, v in itxt:
+        out += chunk(b"iTXt", k.encode() + b"\x00\x00\x00\x00\x00" + v.encode())
+    return out + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def metadata_seeds():
+    """PNGs as dit and ditd write them (tEXt keys of docs/api.md), and broken variants."""
+    good = [("Software", "ditd 0.1.0"), ("model", "fashion-dit"), ("model_id", "4887ac1a3a459a07"),
+            ("class", "7"), ("class_name", "sneaker"), ("cfg", "4"), ("steps", "2"),
+            ("sampler", "ddpm"), ("spacing", "uniform"), ("eta", "0"), ("seed", "3"),
+            ("index", "0-1"), ("precision", "fp32")]
+
+    def with_(key, value):
+        return [(k, value if k == key else v) for k, v in good]
+    seeds = {
+        "valid": png_file(good),
+        "valid_itxt": png_file(good[:6], itxt=good[6:]),
+        "valid_single_index": png_file(with_("index", "5")),
+        "valid_ddim": png_file(with_("sampler", "ddim") + [("spacing", "ddim"), ("eta", "0.5")]),
+        "missing_seed": png_file([kv for kv in good if kv[0] != "seed"]),
+        "bad_steps": png_file(with_("steps", "1001")),
+        "bad_cfg": png_file(with_("cfg", "nan")),
+        "bad_index_range": png_file(with_("index", "9-2")),
+        "bad_sampler": png_file(with_("sampler", "euler")),
+        "long_model": png_file(with_("model", "m" * 300)),
+        "truncated": png_file(good)[:100],
+        "not_png": b"GIF89a" + bytes(32),
+    }
+    return seeds
+
+
 def write(target, seeds, ext):
     d = os.path.join(CORPUS, target)
     shutil.rmtree(d, ignore_errors=True)
@@ -209,3 +251,4 @@ if __name__ == "__main__":
     write("fuzz_npy", npy_seeds(), ".npy")
     write("fuzz_request", request_seeds(), ".json")
     write("fuzz_config", config_seeds(), ".bin")
+    write("fuzz_metadata", metadata_seeds(), ".png")

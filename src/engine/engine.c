@@ -50,58 +50,6 @@ static int64_t latent_floats(const struct ditd_model *m)
 /* ---------------------------------------------------------------------------
  * Parameters.
  */
-void ditd_params_default(struct ditd_params *p)
-{
-    memset(p, 0, sizeof(*p));
-    p->cfg = (float)DITD_DEFAULT_CFG;
-    p->steps = DITD_DEFAULT_STEPS;
-    ditd_sampler_parse(DITD_DEFAULT_SAMPLER, &p->sampler);
-}
-
-int ditd_sampler_parse(const char *name, enum ditd_sampler *out)
-{
-    static const char *const names[] = { "ddpm", "ddim", "dpm++2m" };
-    for (int i = 0; i < 3; i++) {
-        if (strcasecmp(name, names[i]) == 0) {  /* "DDIM" too, as class names */
-            *out = (enum ditd_sampler)i;
-            return 0;
-        }
-    }
-    return DITD_EINVAL;
-}
-
-const char *ditd_sampler_name(enum ditd_sampler s)
-{
-    switch (s) {
-    case DITD_SAMPLER_DDPM: return "ddpm";
-    case DITD_SAMPLER_DDIM: return "ddim";
-    case DITD_SAMPLER_DPMPP_2M: return "dpm++2m";
-    }
-    return "?";
-}
-
-int ditd_precision_parse(const char *name, enum ditd_precision *out)
-{
-    static const char *const names[] = { "auto", "fp32", "bf16" };
-    for (int i = 0; i < 3; i++) {
-        if (strcasecmp(name, names[i]) == 0) {
-            *out = (enum ditd_precision)i;
-            return 0;
-        }
-    }
-    return DITD_EINVAL;
-}
-
-const char *ditd_precision_name(enum ditd_precision p)
-{
-    switch (p) {
-    case DITD_PRECISION_AUTO: return "auto";
-    case DITD_PRECISION_FP32: return "fp32";
-    case DITD_PRECISION_BF16: return "bf16";
-    }
-    return "?";
-}
-
 int ditd_params_check(const struct ditd_model *m, const struct ditd_params *p,
                       char *err, size_t errlen)
 {
