@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--work", default="/tmp/ditd-precision-quality")
     ap.add_argument("--cache", default=os.path.join(REPO, "build", "quality-cache"))
     ap.add_argument("--results", default=os.path.join(HERE, "results", "quality.jsonl"))
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless every sampler meets the bar (tests/parity/test_bf16_quality.py)")
     args = ap.parse_args()
     os.chdir(REPO)
     ce.torch.set_num_threads(1)
@@ -84,16 +86,20 @@ def main():
     print("| sampler | steps | fp32 accuracy | bf16 accuracy | Δ points | fp32 FD | bf16 FD | "
           "FD ratio | bar met |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    missed = []
     for sampler in args.samplers.split(","):
         a, b = (next(r for r in results[1:] if r["sampler"] == sampler and r["precision"] == p)
                 for p in ("fp32", "bf16"))
         d = (b["accuracy"] - a["accuracy"]) * 100
         ratio = b["fd"] / a["fd"]
         ok = d >= -2.0 and ratio <= 1.10
+        if not ok:
+            missed.append(sampler)
         print(f"| {sampler} | {STEPS[sampler]} | {a['accuracy'] * 100:.1f} % | "
               f"{b['accuracy'] * 100:.1f} % | {d:+.1f} | {a['fd']:.1f} | {b['fd']:.1f} | "
               f"{ratio:.3f} | {'yes' if ok else 'NO'} |")
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
