@@ -131,5 +131,10 @@ const char *http_api_key(struct http_req *r);
 /* Whether API keys are configured (requests then carry an accepted one). */
 bool http_keys_configured(const struct http_req *r);
 
+/* Between http.c and http_reply.c only. */
+void http_suspend(struct http_req *r);          /* until http_wake() */
+const char *http_request_id(struct http_req *r);   /* generated on first use */
+bool http_request_id_valid(const char *id);
+
 
 #endif /* DITD_DAEMON_HTTP_H */
