@@ -38,7 +38,7 @@ static void check_ranges(const struct config *c)
 
     if (c->connection_limit < 4 || c->per_ip_limit < 0 || c->connection_timeout < 0 ||
         c->max_body < 256 || c->max_body > (16 << 20) || c->http_memory < 8192 ||
-        c->workers < 0 || c->workers > 256 || c->max_batch < 1 || c->max_queue < 0 ||
+        c->workers < 0 || c->workers > 256 || c->max_batch < 0 || c->max_queue < 0 ||
         c->max_images < 1 || c->max_steps < 1 || c->max_steps > 1000 ||
         !(c->max_cfg >= 0 && c->max_cfg <= 1000) ||
         memchr(c->listen, '\0', sizeof(c->listen)) == NULL ||
