@@ -86,6 +86,10 @@ def check_layout(t):
                 check(os.path.exists(t.at(p["docdir"] + "/" + img)),
                       "docs/%s shows %s, which is not installed: add it to docs/meson.build"
                       % (n, img))
+    with open(t.at(p["docdir"] + "/README.md")) as f:
+        for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", f.read()):
+            check(os.path.exists(t.at(p["docdir"] + "/" + link)),
+                  "the installed README.md links to %s, which is not beside it" % link)
     conf = os.path.join(src, "conf", "ditd.conf")
     for where in (p["docdir"] + "/examples/ditd.conf", p["sysconfdir"] + "/ditd/ditd.conf"):
         check(os.path.exists(t.at(where)) and filecmp.cmp(conf, t.at(where), shallow=False),
