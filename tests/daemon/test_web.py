@@ -6,7 +6,6 @@ behaviour in a browser is tests/browser/. One test per run:
 
     test_web.py --ditd build/src/daemon/ditd --workdir build/tests/daemon/work NAME
 """
-import argparse
 import base64
 import json
 import re
@@ -15,7 +14,7 @@ import sys
 import time
 import zlib
 
-from harness import Daemon, ensure_model, is_png, sse_events
+from harness import Daemon, is_png, run_test, sse_events
 from test_integration import check
 
 TESTS = {}
@@ -327,16 +326,5 @@ def previews_image_size(a):
             check(len(set(raw)) > 8, "a flat preview")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ditd", required=True)
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("name", choices=sorted(TESTS))
-    a = ap.parse_args()
-    a.model = ensure_model(a.workdir)
-    TESTS[a.name](a)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_test(TESTS))
