@@ -18,46 +18,44 @@ void ditd_params_default(struct ditd_params *p)
     ditd_sampler_parse(DITD_DEFAULT_SAMPLER, &p->sampler);
 }
 
+#define NNAMES(a) (int)(sizeof(a) / sizeof((a)[0]))
+
+static const char *const sampler_names[] = { "ddpm", "ddim", "dpm++2m" };   /* enum order */
+static const char *const precision_names[] = { "auto", "fp32", "bf16" };
+
+/* Case-insensitive ("DDIM" too, as class names): the index in names, or DITD_EINVAL. */
+static int parse_name(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return i;
+    return DITD_EINVAL;
+}
+
 int ditd_sampler_parse(const char *name, enum ditd_sampler *out)
 {
-    static const char *const names[] = { "ddpm", "ddim", "dpm++2m" };
-    for (int i = 0; i < 3; i++) {
-        if (strcasecmp(name, names[i]) == 0) {  /* "DDIM" too, as class names */
-            *out = (enum ditd_sampler)i;
-            return 0;
-        }
-    }
-    return DITD_EINVAL;
+    int i = parse_name(sampler_names, NNAMES(sampler_names), name);
+    if (i < 0)
+        return i;
+    *out = (enum ditd_sampler)i;
+    return 0;
 }
 
 const char *ditd_sampler_name(enum ditd_sampler s)
 {
-    switch (s) {
-    case DITD_SAMPLER_DDPM: return "ddpm";
-    case DITD_SAMPLER_DDIM: return "ddim";
-    case DITD_SAMPLER_DPMPP_2M: return "dpm++2m";
-    }
-    return "?";
+    return (unsigned)s < NNAMES(sampler_names) ? sampler_names[s] : "?";
 }
 
 int ditd_precision_parse(const char *name, enum ditd_precision *out)
 {
-    static const char *const names[] = { "auto", "fp32", "bf16" };
-    for (int i = 0; i < 3; i++) {
-        if (strcasecmp(name, names[i]) == 0) {
-            *out = (enum ditd_precision)i;
-            return 0;
-        }
-    }
-    return DITD_EINVAL;
+    int i = parse_name(precision_names, NNAMES(precision_names), name);
+    if (i < 0)
+        return i;
+    *out = (enum ditd_precision)i;
+    return 0;
 }
 
 const char *ditd_precision_name(enum ditd_precision p)
 {
-    switch (p) {
-    case DITD_PRECISION_AUTO: return "auto";
-    case DITD_PRECISION_FP32: return "fp32";
-    case DITD_PRECISION_BF16: return "bf16";
-    }
-    return "?";
+    return (unsigned)p < NNAMES(precision_names) ? precision_names[p] : "?";
 }
