@@ -21,6 +21,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SRC_ROOT, "tools"))
+BUNDLED_MODEL = os.path.join(SRC_ROOT, "models", "fashion-dit")   # the project's trained model
 
 REL_TOL = 1e-4          # max|ours - ref| <= REL_TOL * max|ref| for float32 outputs
 

@@ -12,28 +12,25 @@ import sys
 
 import common
 
-MODEL = os.path.join(common.SRC_ROOT, "models", "fashion-dit")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dit", required=True)
     p.add_argument("--workdir", required=True)
     a = p.parse_args()
-    if not os.path.isdir(MODEL):
-        print("SKIP: no bundled model at %s" % MODEL)
+    if not os.path.isdir(common.BUNDLED_MODEL):
+        print("SKIP: no bundled model at %s" % common.BUNDLED_MODEL)
         return 77
     if common.sanitized(a.dit):
         print("SKIP: sanitizer build")
         return 77
     work = os.path.join(os.path.abspath(a.workdir), "bf16_quality")
     script = os.path.join(common.SRC_ROOT, "bench", "precision", "quality.py")
-    r = subprocess.run([sys.executable, script, "--dit", a.dit, "--model", MODEL,
+    r = subprocess.run([sys.executable, script, "--dit", a.dit, "--model", common.BUNDLED_MODEL,
                         "--samplers", "dpm++2m", "--per-class", "10", "--batch", "10",
                         "--work", os.path.join(work, "images"),
                         "--cache", os.path.join(work, "cache"),
                         "--results", os.path.join(work, "quality.jsonl"), "--check"],
-                       timeout=900)
+                       timeout=540)   # within meson's 600 s
     print("bf16 quality %s" % ("met" if r.returncode == 0 else "NOT met"))
     return 0 if r.returncode == 0 else 1
 

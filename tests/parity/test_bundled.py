@@ -16,7 +16,7 @@ import models
 from pyref import diffusion
 
 
-DEFAULT_MODEL = os.path.join(common.SRC_ROOT, "models", "fashion-dit")
+DEFAULT_MODEL = common.BUNDLED_MODEL
 
 
 def model_dir():
