@@ -169,8 +169,8 @@ def main():
         for r in range(a.rounds):
             la0 = os.getloadavg()[0]
             (b, eng, ms), res = engine(a, rows)
-            same = [(r["batch"] / rows) * 1000.0 / (r["ms_per_forward"] * a.steps)
-                    for r in res if r["batch"] == a.max_batch]
+            same = [(row["batch"] / rows) * 1000.0 / (row["ms_per_forward"] * a.steps)
+                    for row in res if row["batch"] == a.max_batch]
             if a.client == "wrk":
                 n, wall, m = serve_wrk(d, a, r + 1)
             else:
