@@ -181,10 +181,8 @@ int conv3_dnn_pack(struct conv3_dnn_model *d, struct conv3_weights *wt, const fl
     const int cin = wt->cin, cout = wt->cout;
     const struct layout *l = find_layout(d, cin, cout);
     struct conv3_dnn_weights *pw = calloc(1, sizeof(*pw));
-    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
-    dnnl_primitive_t r = NULL;
+    dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_desc_t from_md;
-    dnnl_memory_t from = NULL;
     dnnl_stream_t s = NULL;
     dnnl_status_t st = dnnl_success;
     const dnnl_dims_t wd = { cout, cin, 3, 3 };
@@ -219,23 +217,7 @@ int conv3_dnn_pack(struct conv3_dnn_model *d, struct conv3_weights *wt, const fl
     }
     st = dnnl_memory_desc_init_by_tag(&from_md, 4, wd, dnnl_f32, dnnl_oihw);
     if (st == dnnl_success)
-        st = dnnl_memory_create(&from, &from_md, d->engine, (void *)w);
-    if (st == dnnl_success)
-        st = dnnl_memory_create(&pw->w, &l->md, d->engine, DNNL_MEMORY_ALLOCATE);
-    if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&rpd, &from_md, d->engine, &l->md, d->engine,
-                                                NULL);
-    if (st == dnnl_success)
-        st = dnnl_primitive_create(&r, rpd);
-    if (st == dnnl_success) {
-        const dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, pw->w } };
-        st = dnnl_primitive_execute(r, s, 2, args);
-        if (st == dnnl_success)
-            st = dnnl_stream_wait(s);
-    }
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_memory_destroy(from);
+        st = onednn_pack(&pw->w, &l->md, &from_md, w, s);
     onednn_stream_free(s);
     if (st != dnnl_success)
         return onednn_fail(err, errlen, st, "packing convolution weights");

@@ -105,6 +105,35 @@ int onednn_execute(dnnl_primitive_t p, dnnl_stream_t s, int nargs, const dnnl_ex
     return onednn_error(st);
 }
 
+dnnl_status_t onednn_pack(dnnl_memory_t *out, const dnnl_memory_desc_t *to_md,
+                          const dnnl_memory_desc_t *from_md, const void *src, dnnl_stream_t s)
+{
+    dnnl_engine_t e = NULL;
+    dnnl_memory_t from = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_status_t st = onednn_engine(&e) == 0 ? dnnl_success : dnnl_runtime_error;
+
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&from, from_md, e, (void *)src);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(out, to_md, e, DNNL_MEMORY_ALLOCATE);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, from_md, e, to_md, e, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&r, pd);
+    if (st == dnnl_success) {
+        const dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, *out } };
+        st = dnnl_primitive_execute(r, s, 2, args);
+        if (st == dnnl_success)
+            st = dnnl_stream_wait(s);
+    }
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(from);
+    return st;
+}
+
 const char *onednn_isa(void)
 {
     switch (dnnl_get_effective_cpu_isa()) {

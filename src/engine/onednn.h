@@ -54,6 +54,13 @@ void onednn_thread_single(void);
  * for it; 0 or DITD_E*. */
 int onednn_execute(dnnl_primitive_t p, dnnl_stream_t s, int nargs,
                    const dnnl_exec_arg_t *args);
+
+/* Pack weights once at load: a new memory *out of layout to_md (the one a
+ * primitive asked for), filled from the plain float32 data at src described
+ * by from_md through a reorder on stream s. *out is set as soon as it exists,
+ * so the caller frees it with its model even when the reorder fails. */
+dnnl_status_t onednn_pack(dnnl_memory_t *out, const dnnl_memory_desc_t *to_md,
+                          const dnnl_memory_desc_t *from_md, const void *src, dnnl_stream_t s);
 #endif
 
 /* The instruction set oneDNN dispatches to on this CPU, after any

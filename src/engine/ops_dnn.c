@@ -94,11 +94,6 @@ struct dnn_ctx {
     struct dnn_thread th[];
 };
 
-static int fail(char *err, size_t errlen, dnnl_status_t st, const char *what)
-{
-    snprintf(err, errlen, "oneDNN: %s: %s", what, onednn_status_name(st));
-    return onednn_error(st);
-}
 
 /* ---------------------------------------------------------------------------
  * Model: primitives and packed weights.
@@ -191,7 +186,7 @@ static int prim_get(struct dnn_model *d, enum prim_kind kind, int M, int K, int 
         st = dnnl_primitive_desc_create(&pd, &desc, attr, d->engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
-        return fail(err, errlen, st, "no matmul for this shape");
+        return onednn_fail(err, errlen, st, "no matmul for this shape");
     p->wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     p->pad_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     p->pad_bytes = dnnl_memory_desc_get_size(&p->pad_md);
@@ -201,7 +196,7 @@ static int prim_get(struct dnn_model *d, enum prim_kind kind, int M, int K, int 
     st = dnnl_primitive_create(&p->p, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success)
-        return fail(err, errlen, st, "creating a matmul");
+        return onednn_fail(err, errlen, st, "creating a matmul");
     if (p->pad_bytes > d->pad_bytes)
         d->pad_bytes = p->pad_bytes;
     if ((size_t)M * N > d->dst_floats)
@@ -214,33 +209,13 @@ static int prim_get(struct dnn_model *d, enum prim_kind kind, int M, int K, int 
 static int pack_tile(struct dnn_model *d, struct dnn_tile *t, const float *w, int K,
                      dnnl_stream_t s, char *err, size_t errlen)
 {
-    const struct dnn_prim *p = &d->prims[t->prim];
     const dnnl_dims_t dims = { K, t->nt }, strides = { 1, K };
     dnnl_memory_desc_t from_md;
-    dnnl_memory_t from = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t r = NULL;
     dnnl_status_t st = dnnl_memory_desc_init_by_strides(&from_md, 2, dims, dnnl_f32, strides);
 
     if (st == dnnl_success)
-        st = dnnl_memory_create(&from, &from_md, d->engine, (void *)(w + (size_t)t->n0 * K));
-    if (st == dnnl_success)
-        st = dnnl_memory_create(&t->w, &p->wei_md, d->engine, DNNL_MEMORY_ALLOCATE);
-    if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&pd, &from_md, d->engine, &p->wei_md,
-                                                d->engine, NULL);
-    if (st == dnnl_success)
-        st = dnnl_primitive_create(&r, pd);
-    if (st == dnnl_success) {
-        const dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, t->w } };
-        st = dnnl_primitive_execute(r, s, 2, args);
-        if (st == dnnl_success)
-            st = dnnl_stream_wait(s);
-    }
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_memory_destroy(from);
-    return st == dnnl_success ? 0 : fail(err, errlen, st, "packing weights");
+        st = onednn_pack(&t->w, &d->prims[t->prim].wei_md, &from_md, w + (size_t)t->n0 * K, s);
+    return st == dnnl_success ? 0 : onednn_fail(err, errlen, st, "packing weights");
 }
 
 int dnn_pack_linear(struct dnn_model *d, struct linear *l, int rows, char *err, size_t errlen)
