@@ -48,9 +48,6 @@
 #define CHUNK_FLOATS (1 << 22) /* V and M of one chunk of tiles, about */
 #define WINO_MIN_TILES 24
 
-#define KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", \
-                                                     "default"), optimize("fp-contract=fast")))
-
 static inline size_t round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;
@@ -113,31 +110,31 @@ V8_INLINE void input_affine(const struct conv3_input *in, int c0, int n, v8 ab[3
     for (int i = 0; i < 3; i++)
         ab[i] = (v8){ 0 };
     if (in->scale) {
-        ab[0] = v8_load(in->center + c0, n);
-        ab[1] = v8_load(in->scale + c0, n);
-        ab[2] = v8_load(in->shift + c0, n);
+        v8_load(&ab[0], in->center + c0, n);
+        v8_load(&ab[1], in->scale + c0, n);
+        v8_load(&ab[2], in->shift + c0, n);
     }
 }
 
-/* The input value at (y, x) of the convolution's (upsampled) input,
+/* *v = the input value at (y, x) of the convolution's (upsampled) input,
  * activated, rounded to bf16 for bf16 weights; (y, x) inside the map. */
-__attribute__((always_inline))
-static inline v8 input_at(const struct conv3_input *in, int bf16, int W, int Cin, int y, int x,
-                          int c0, int n, const v8 ab[3])
+V8_INLINE void input_at(v8 *v, const struct conv3_input *in, int bf16, int W, int Cin, int y,
+                        int x, int c0, int n, const v8 ab[3])
 {
     const int sh = in->up2 ? 1 : 0, Ws = W >> sh;
-    v8 v = v8_load(in->x + ((size_t)(y >> sh) * Ws + (x >> sh)) * Cin + c0, n);
+    v8_load(v, in->x + ((size_t)(y >> sh) * Ws + (x >> sh)) * Cin + c0, n);
     if (in->scale) {
-        v = (v - ab[0]) * ab[1] + ab[2];
+        *v = (*v - ab[0]) * ab[1] + ab[2];
         if (in->silu)
-            v = v8_silu(v);
+            v8_silu(v);
     }
-    return bf16 ? v8_bf16_round(v) : v;
+    if (bf16)
+        v8_bf16_round(v);
 }
 
-VEC8_CLONES
-void conv3_input_row(const struct conv3_input *in, int W, int Cin, int y, enum conv3_row mode,
-                     void *dst)
+VECTOR_CLONES
+static void input_row(const struct conv3_input *in, int W, int Cin, int y, enum conv3_row mode,
+                      void *dst)
 {
     for (int c0 = 0; c0 < Cin; c0 += VEC8) {
         const int n = min_int(Cin - c0, VEC8);
@@ -145,9 +142,10 @@ void conv3_input_row(const struct conv3_input *in, int W, int Cin, int y, enum c
         input_affine(in, c0, n, ab);
         for (int x = 0; x < W; x++) {
             const size_t at = (size_t)x * Cin + c0;
-            v8 v = input_at(in, mode != CONV3_F32, W, Cin, y, x, c0, n, ab);
+            v8 v;
+            input_at(&v, in, mode != CONV3_F32, W, Cin, y, x, c0, n, ab);
             if (mode != CONV3_BF16) {
-                v8_store((float *)dst + at, v, n);
+                v8_store((float *)dst + at, &v, n);
             } else {
                 v8w u;
                 memcpy(&u, &v, sizeof(u));
@@ -156,6 +154,12 @@ void conv3_input_row(const struct conv3_input *in, int W, int Cin, int y, enum c
             }
         }
     }
+}
+
+void conv3_input_row(const struct conv3_input *in, int W, int Cin, int y, enum conv3_row mode,
+                     void *dst)
+{
+    input_row(in, W, Cin, y, mode, dst);
 }
 
 /* ---------------------------------------------------------------------------
@@ -179,8 +183,14 @@ static inline void kernel_block(const float *const a[MR], const long *toff, int 
             at[r] = a[r] + toff[tap];
         for (int k = 0; k < K; k++) {
             const size_t o = (size_t)tap * bstep + (size_t)k * NR;
-            const v8 b0 = b16 ? v8_from_bf16(b16 + o) : *(const v8u *)(b + o);
-            const v8 b1 = b16 ? v8_from_bf16(b16 + o + VEC8) : *(const v8u *)(b + o + VEC8);
+            v8 b0, b1;
+            if (b16) {
+                v8_from_bf16(&b0, b16 + o);
+                v8_from_bf16(&b1, b16 + o + VEC8);
+            } else {
+                b0 = *(const v8u *)(b + o);
+                b1 = *(const v8u *)(b + o + VEC8);
+            }
             for (int r = 0; r < MR; r++) {
                 const float x = at[r][k];
                 acc[r][0] += x * b0;
@@ -190,20 +200,26 @@ static inline void kernel_block(const float *const a[MR], const long *toff, int 
     }
     const int n0 = min_int(cols, VEC8), n1 = cols - n0;
     for (int r = 0; r < rows; r++) {
-        v8 v0 = acc[r][0], v1 = acc[r][1];
+        v8 v0 = acc[r][0], v1 = acc[r][1], t;
         if (bias) {
-            v0 += v8_load(bias, n0);
-            if (n1 > 0)
-                v1 += v8_load(bias + VEC8, n1);
+            v8_load(&t, bias, n0);
+            v0 += t;
+            if (n1 > 0) {
+                v8_load(&t, bias + VEC8, n1);
+                v1 += t;
+            }
         }
         if (res) {
-            v0 += v8_load(res + (size_t)r * ldc, n0);
-            if (n1 > 0)
-                v1 += v8_load(res + (size_t)r * ldc + VEC8, n1);
+            v8_load(&t, res + (size_t)r * ldc, n0);
+            v0 += t;
+            if (n1 > 0) {
+                v8_load(&t, res + (size_t)r * ldc + VEC8, n1);
+                v1 += t;
+            }
         }
-        v8_store(c + (size_t)r * ldc, v0, n0);
+        v8_store(c + (size_t)r * ldc, &v0, n0);
         if (n1 > 0)
-            v8_store(c + (size_t)r * ldc + VEC8, v1, n1);
+            v8_store(c + (size_t)r * ldc + VEC8, &v1, n1);
     }
 }
 
@@ -302,8 +318,9 @@ struct wino_job {
 /* Filters: U[xi] = (G g G^T)[xi] for 8 output channels at a time, from
  * panels of weights to panels of U. G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
  * 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
-V8_INLINE void g_col(v8 u[6], v8 a, v8 b, v8 c)
+V8_INLINE void g_col(v8 u[6], const v8 *pa, const v8 *pb, const v8 *pc)
 {
+    const v8 a = *pa, b = *pb, c = *pc;
     u[0] = a * 0.25f;
     u[1] = (a + b + c) * (-1.0f / 6.0f);
     u[2] = (a - b + c) * (-1.0f / 6.0f);
@@ -312,7 +329,7 @@ V8_INLINE void g_col(v8 u[6], v8 a, v8 b, v8 c)
     u[5] = c;
 }
 
-VEC8_CLONES
+VECTOR_CLONES
 static void filter_task(void *arg, int panel, int thread)
 {
     const struct wino_job *j = arg;
@@ -324,19 +341,22 @@ static void filter_task(void *arg, int panel, int thread)
             v8 g[9], t[6][3], u[6];
             for (int tap = 0; tap < 9; tap++) {
                 const size_t at = (((size_t)tap * j->panels + panel) * Cin + i0) * NR + half * VEC8;
-                g[tap] = j->w16 ? v8_from_bf16(j->w16 + at) : *(const v8u *)(j->w9 + at);
+                if (j->w16)
+                    v8_from_bf16(&g[tap], j->w16 + at);
+                else
+                    g[tap] = *(const v8u *)(j->w9 + at);
             }
             for (int kx = 0; kx < 3; kx++) {
                 v8 col[6];
-                g_col(col, g[kx], g[3 + kx], g[6 + kx]);
+                g_col(col, &g[kx], &g[3 + kx], &g[6 + kx]);
                 for (int i = 0; i < 6; i++)
                     t[i][kx] = col[i];
             }
             for (int i = 0; i < 6; i++) {
-                g_col(u, t[i][0], t[i][1], t[i][2]);
+                g_col(u, &t[i][0], &t[i][1], &t[i][2]);
                 for (int k = 0; k < 6; k++) {
                     const size_t at = (((size_t)(i * 6 + k) * j->panels + panel) * Cin + i0) * NR;
-                    v8_store(j->U + at + half * VEC8, u[k], VEC8);
+                    v8_store(j->U + at + half * VEC8, &u[k], VEC8);
                 }
             }
         }
@@ -368,7 +388,7 @@ static void segment(const struct wino_job *j, int task, int *ty, int *tx0, int *
 /* The segment's 6 input rows are activated once per channel block into a
  * strip, which its tiles then share: 1.6 activations per input value
  * instead of 2.25 tile by tile. */
-VEC8_CLONES
+VECTOR_CLONES
 static void input_task(void *arg, int task, int thread)
 {
     const struct wino_job *j = arg;
@@ -387,8 +407,10 @@ static void input_task(void *arg, int task, int thread)
             const int y = y0 + i;
             for (int k = 0; k < width; k++) {
                 const int x = x0 + k;
-                strip[i][k] = y < 0 || y >= H || x < 0 || x >= W ? (v8){ 0 } :
-                              input_at(&j->in, j->w16 != NULL, W, Cin, y, x, c0, cn, ab);
+                if (y < 0 || y >= H || x < 0 || x >= W)
+                    strip[i][k] = (v8){ 0 };
+                else
+                    input_at(&strip[i][k], &j->in, j->w16 != NULL, W, Cin, y, x, c0, cn, ab);
             }
         }
         for (int t = 0; t < n; t++) {
@@ -406,7 +428,7 @@ static void input_task(void *arg, int task, int thread)
                 bt_col(r, tmp[i]);
                 for (int k = 0; k < 6; k++)
                     v8_store(j->V + ((size_t)(i * 6 + k) * j->chunk + first + t) * Cin + c0,
-                             r[k], cn);
+                             &r[k], cn);
             }
         }
     }
@@ -451,7 +473,7 @@ V8_INLINE void at_col(v8 r[4], const v8 m[6])
     r[3] = d12 + 8.0f * d34 + m[5];
 }
 
-VEC8_CLONES
+VECTOR_CLONES
 static void output_task(void *arg, int task, int thread)
 {
     const struct wino_job *j = arg;
@@ -463,13 +485,14 @@ static void output_task(void *arg, int task, int thread)
     const int first = (ty - j->row0) * j->tiles_w + tx0;
     for (int c0 = 0; c0 < Cout; c0 += VEC8) {
         const int cn = min_int(Cout - c0, VEC8);
-        const v8 bias = v8_load(j->bias + c0, cn);
+        v8 bias;
+        v8_load(&bias, j->bias + c0, cn);
         for (int t = 0; t < n; t++) {
             const int y0 = ty * 4, x0 = (tx0 + t) * 4;
             v8 m[6][6], tmp[4][6];
             for (int xi = 0; xi < PTS; xi++)
-                m[xi / 6][xi % 6] = v8_load(j->M + ((size_t)xi * j->chunk + first + t) * Cout + c0,
-                                            cn);
+                v8_load(&m[xi / 6][xi % 6],
+                        j->M + ((size_t)xi * j->chunk + first + t) * Cout + c0, cn);
             for (int k = 0; k < 6; k++) {
                 v8 col[6], r[4];
                 for (int i = 0; i < 6; i++)
@@ -483,10 +506,12 @@ static void output_task(void *arg, int task, int thread)
                 at_col(r, tmp[i]);
                 for (int k = 0; k < 4 && x0 + k < W; k++) {
                     const size_t at = ((size_t)(y0 + i) * W + x0 + k) * Cout + c0;
-                    v8 v = r[k] + bias;
-                    if (j->residual)
-                        v += v8_load(j->residual + at, cn);
-                    v8_store(j->out + at, v, cn);
+                    v8 v = r[k] + bias, res;
+                    if (j->residual) {
+                        v8_load(&res, j->residual + at, cn);
+                        v += res;
+                    }
+                    v8_store(j->out + at, &v, cn);
                 }
             }
         }

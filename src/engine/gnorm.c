@@ -32,7 +32,7 @@ struct fold_job {
     int C;
 };
 
-VEC8_CLONES
+VECTOR_CLONES
 static void stats_task(void *arg, int chunk, int thread)
 {
     const struct fold_job *j = arg;
@@ -91,7 +91,7 @@ struct apply_job {
     int C, silu, ntasks;
 };
 
-VEC8_CLONES
+VECTOR_CLONES
 static void apply_task(void *arg, int task, int thread)
 {
     const struct apply_job *j = arg;
@@ -103,9 +103,15 @@ static void apply_task(void *arg, int task, int thread)
         float *y = j->out + (size_t)p * j->C;
         for (int c0 = 0; c0 < j->C; c0 += VEC8) {
             const int n = j->C - c0 < VEC8 ? j->C - c0 : VEC8;
-            v8 v = (v8_load(x + c0, n) - v8_load(j->center + c0, n)) * v8_load(j->scale + c0, n) +
-                   v8_load(j->shift + c0, n);
-            v8_store(y + c0, j->silu ? v8_silu(v) : v, n);
+            v8 v, center, scale, shift;
+            v8_load(&v, x + c0, n);
+            v8_load(&center, j->center + c0, n);
+            v8_load(&scale, j->scale + c0, n);
+            v8_load(&shift, j->shift + c0, n);
+            v = (v - center) * scale + shift;
+            if (j->silu)
+                v8_silu(&v);
+            v8_store(y + c0, &v, n);
         }
     }
 }

@@ -233,7 +233,7 @@ struct attention_job {
 };
 
 VECTOR_CLONES
-void ops_softmax_rows(float *s, int rows, int n, float scale)
+static void softmax_rows(float *s, int rows, int n, float scale)
 {
     for (int r = 0; r < rows; r++) {
         float *x = s + (size_t)r * n;
@@ -250,6 +250,11 @@ void ops_softmax_rows(float *s, int rows, int n, float scale)
         for (int i = 0; i < n; i++)
             x[i] *= inv;
     }
+}
+
+void ops_softmax_rows(float *s, int rows, int n, float scale)
+{
+    softmax_rows(s, rows, n, scale);
 }
 
 static void attention_task(void *arg, int task, int thread)

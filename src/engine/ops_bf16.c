@@ -33,14 +33,19 @@
 #define BF16_KC 512
 
 VECTOR_CLONES
-void ops_bf16_from_f32(uint16_t *dst, const float *src, size_t n)
+static void from_f32(uint16_t *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dst[i] = bf16_from_f32(src[i]);
 }
 
+void ops_bf16_from_f32(uint16_t *dst, const float *src, size_t n)
+{
+    from_f32(dst, src, n);
+}
+
 VECTOR_CLONES
-void ops_bf16_round_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols)
+static void round_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols)
 {
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * lds;
@@ -50,11 +55,21 @@ void ops_bf16_round_rows(float *dst, int ldd, const float *src, int lds, int row
     }
 }
 
+void ops_bf16_round_rows(float *dst, int ldd, const float *src, int lds, int rows, int cols)
+{
+    round_rows(dst, ldd, src, lds, rows, cols);
+}
+
 VECTOR_CLONES
-void ops_bf16_widen(float *dst, const uint16_t *src, size_t n)
+static void widen(float *dst, const uint16_t *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dst[i] = bf16_to_f32(src[i]);
+}
+
+void ops_bf16_widen(float *dst, const uint16_t *src, size_t n)
+{
+    widen(dst, src, n);
 }
 
 VECTOR_CLONES

@@ -1,7 +1,8 @@
 /*
- * ops_internal.h - what the op files (ops.c, ops_linear.c, ops_bf16.c)
- * share and nothing else includes: the vectorising clone attribute, the
- * fast exp and GELU, and the GEMM tile sizes.
+ * ops_internal.h - what the op files (ops.c, ops_linear.c, ops_bf16.c, and
+ * the VAE's conv3.c and gnorm.c) share and nothing else includes: the
+ * vectorising clone attributes, the fast exp and GELU, and the GEMM tile
+ * sizes.
  */
 #ifndef DITD_OPS_INTERNAL_H
 #define DITD_OPS_INTERNAL_H
@@ -10,7 +11,21 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A function built once per instruction set and picked at load time. Only
+ * static functions carry it: an exported one is a plain function that calls
+ * its static clone, because clang 14 (Debian 12's) does not give an exported
+ * target_clones function a symbol under its own name. */
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+/* For the matrix-product kernels: also a * b + c fused into one FMA across
+ * statements. GCC needs to be told; clang fuses within an expression by
+ * default, which covers the kernels' acc += a * b, and has no such option. */
+#ifdef __clang__
+#define KERNEL_CLONES VECTOR_CLONES
+#else
+#define KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                                     optimize("fp-contract=fast")))
+#endif
 
 /* exp(x) to about one ulp, written so a loop of it vectorises: range
  * reduction by round(x/ln2) with the 1.5*2^23 trick, a degree-6 Taylor

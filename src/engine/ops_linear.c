@@ -160,9 +160,6 @@ void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
 #define LT_ROWS 8
 #define LT_TASK_COLS 192
 
-#define LT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
-                                 optimize("fp-contract=fast")))
-
 struct lt_job {
     float *out;
     const float *in, *wt, *b;
@@ -227,7 +224,7 @@ static inline void lt_block(const struct lt_job *j, int m0, int nrows,
     }
 }
 
-LT_CLONES
+KERNEL_CLONES
 static void lt_task(void *arg, int task, int thread)
 {
     const struct lt_job *j = arg;
