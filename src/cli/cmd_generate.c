@@ -1,8 +1,13 @@
 /*
- * cmd_generate.c - `dit generate`: sample images of one class and write
- * them as PNG (one image, a grid, or one file per image), with the engine's
- * metadata (every parameter the pixels depend on) in text chunks; or make
- * them again from such a PNG (--from).
+ * cmd_generate.c - `dit generate`: sample images of one class or of many
+ * and write them as PNG (one image, a grid, or one file per image) with the
+ * engine's metadata (every parameter the pixels depend on) in text chunks,
+ * and/or as one NumPy .npz of uint8 images and labels, the form FID tools
+ * read; or make them again from such a PNG (--from).
+ *
+ * Runs of tens of thousands of images are the point of --outdir and --npz:
+ * each batch is written as soon as it is decoded, so memory stays that of
+ * one batch and an interrupted run keeps what it finished.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,13 +21,15 @@
 
 #include "cli.h"
 #include "npy.h"
+#include "npz.h"
 
 static const char help[] =
     "usage: dit generate [--model DIR] --class N|NAME [options] -o out.png\n"
     "       dit generate --from made.png [options] -o again.png\n"
     "\n"
     "  --model DIR        model directory (default: the bundled model)\n"
-    "  --class N|NAME     class id or name, e.g. 7 or sneaker\n"
+    "  --class C          class id or name, e.g. 7 or sneaker; or several: 3,7,bag, 0-9\n"
+    "                     or all, with --n images of each, in that order\n"
     "  --cfg S            classifier-free guidance scale (default " CLI_STR(DITD_DEFAULT_CFG)
     "; <= 1 disables it)\n"
     "  --steps K          sampling steps, respaced from the 1000 training steps (default "
@@ -31,9 +38,11 @@ static const char help[] =
     "  --spacing NAME     uniform (default) or ddim: which K of the 1000 steps are visited\n"
     "  --eta E            ddim noise, 0 (default, deterministic) to 1\n"
     "  --seed S           seed, 0 to 2^63-1 (default: drawn at random and printed)\n"
-    "  --n K              images to make (default 1); several go into one grid PNG\n"
-    "  --index I          number of the first image (default 0): image k uses the noise\n"
-    "                     stream (S, I + k), so --index 5 alone remakes image 5 of --n 8\n"
+    "  --n K              images to make of each class (default 1); several go into one\n"
+    "                     grid PNG\n"
+    "  --index I          number of the first image (default 0): image k of the run uses\n"
+    "                     the noise stream (S, I + k), so --index 5 alone remakes image 5\n"
+    "                     of --n 8, and image k of class list position c is c * n + k\n"
     "  --from FILE        take every parameter from a PNG made by dit or ditd; flags given\n"
     "                     as well override it\n"
     "  --any-model        with --from: go on even if the model differs from the PNG's\n"
@@ -41,10 +50,12 @@ static const char help[] =
     "  --threads T        compute threads (default: all cores)\n"
     CLI_PRECISION_HELP
     "                     (with --from: the PNG's precision unless given)\n"
-    "  -o FILE            output PNG\n"
+    "  -o FILE            output PNG (one class only: its metadata names one)\n"
     "  --outdir DIR       write each image as DIR/NNNNNN.png (NNNNNN = its index) instead\n"
     "                     of a grid\n"
-    "  --force            let --outdir replace existing files\n"
+    "  --npz FILE         also write every image into one NumPy archive: arr_0 uint8\n"
+    "                     (N, H, W, 3), arr_1 int64 class labels (N), as FID tools read\n"
+    "  --force            let --outdir and --npz replace existing files\n"
     "  --latent-out FILE  also write the final latents (n, C, L, L) as .npy\n"
     "  --quiet            no progress bar, no seed line\n"
     CLI_COMMON_HELP
@@ -53,13 +64,24 @@ static const char help[] =
     "same PNG, byte for byte, from dit and from ditd.\n";
 
 struct gen_opts {
-    const char *model, *class_name, *out, *outdir, *latent_out, *from;
+    const char *model, *class_name, *out, *outdir, *npz, *latent_out, *from;
     struct ditd_params p;
     struct ditd_png_origin origin;     /* what --from's PNG says */
     int n, batch, threads, quiet, force, any_model, seed_given;
     enum ditd_precision precision;
     int precision_set;
+    int *classes, nclasses;            /* resolved --class list, once the model is loaded */
+    long total;                        /* nclasses * n images */
 };
+
+/* The parameters of image g (0 .. total - 1) of the run. */
+static struct ditd_params image_params(const struct gen_opts *o, long g)
+{
+    struct ditd_params p = o->p;
+    p.class_id = o->classes[g / o->n];
+    p.index += (uint32_t)g;
+    return p;
+}
 
 /* Read FILE's metadata into o->origin and take its parameters as the base. */
 static int load_origin(struct gen_opts *o, const char *path)
@@ -98,7 +120,7 @@ static int load_origin(struct gen_opts *o, const char *path)
 
 static int parse(int argc, char **argv, struct gen_opts *o)
 {
-    enum { O_INDEX = 1000, O_FROM, O_FORCE, O_ANY_MODEL, O_VERBOSE, O_PRECISION };
+    enum { O_INDEX = 1000, O_FROM, O_FORCE, O_ANY_MODEL, O_VERBOSE, O_PRECISION, O_NPZ };
     static const struct option longopts[] = {
         { "model", required_argument, 0, 'm' }, { "class", required_argument, 0, 'c' },
         { "cfg", required_argument, 0, 'g' }, { "steps", required_argument, 0, 's' },
@@ -110,6 +132,7 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         { "index", required_argument, 0, O_INDEX }, { "from", required_argument, 0, O_FROM },
         { "force", no_argument, 0, O_FORCE }, { "any-model", no_argument, 0, O_ANY_MODEL },
         { "verbose", no_argument, 0, O_VERBOSE }, { "precision", required_argument, 0, O_PRECISION },
+        { "npz", required_argument, 0, O_NPZ },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     long long v, index = -1;
@@ -134,6 +157,7 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         case 'c': o->class_name = optarg; break;
         case 'o': o->out = optarg; break;
         case 'O': o->outdir = optarg; break;
+        case O_NPZ: o->npz = optarg; break;
         case 'L': o->latent_out = optarg; break;
         case 'q': o->quiet = 1; break;
         case O_FROM: break;
@@ -197,13 +221,11 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         return cli_fail("unexpected argument \"%s\"; see dit generate --help", argv[optind]), -1;
     if (!o->class_name && !o->from)
         return cli_fail("--class is required (an id, or a name such as sneaker)"), -1;
-    if (!o->out && !o->outdir && !o->latent_out)
-        return cli_fail("say where to write: -o out.png, --outdir DIR or --latent-out z.npy"), -1;
+    if (!o->out && !o->outdir && !o->npz && !o->latent_out)
+        return cli_fail("say where to write: -o out.png, --outdir DIR, --npz FILE or "
+                        "--latent-out z.npy"), -1;
     if (index >= 0)
         o->p.index = (uint32_t)index;
-    if ((uint64_t)o->p.index + (uint64_t)o->n - 1 > UINT32_MAX)
-        return cli_fail("--index %u with --n %d runs past image number %u",
-                        o->p.index, o->n, UINT32_MAX), -1;
     if (!o->seed_given) {
         o->p.seed = ditd_seed_random();
         if (!o->quiet)
@@ -211,8 +233,100 @@ static int parse(int argc, char **argv, struct gen_opts *o)
                     "images again)\n", (unsigned long long)o->p.seed,
                     (unsigned long long)o->p.seed);
     }
+    return 0;
+}
+
+static int add_class(struct gen_opts *o, int id)
+{
+    if ((o->nclasses & (o->nclasses - 1)) == 0) {   /* 0, 1, 2, 4, ...: grow */
+        int *more = realloc(o->classes, sizeof(int) * (size_t)(o->nclasses ? 2 * o->nclasses : 1));
+        if (!more)
+            return cli_fail("out of memory for the --class list");
+        o->classes = more;
+    }
+    o->classes[o->nclasses++] = id;
+    return 0;
+}
+
+/* "A-B" with A and B whole decimal numbers: 1 and the two, else 0. */
+static int id_range(const char *item, long *a, long *b)
+{
+    char *end;
+    if (*item < '0' || *item > '9')
+        return 0;
+    *a = strtol(item, &end, 10);
+    if (*end != '-' || end[1] < '0' || end[1] > '9')
+        return 0;
+    *b = strtol(end + 1, &end, 10);
+    return *end == '\0';
+}
+
+/* The --class list, in order: one id or name, "all", or a comma-separated
+ * list of ids, names and id ranges A-B. The whole text is tried as one
+ * class first, so that a name holding '-' is found; a name never holds ','
+ * (the labels separate synonyms with it). Without --class, --from's class. */
+static int resolve_classes(struct gen_opts *o, const struct ditd_model *m)
+{
+    const int nc = ditd_model_info(m)->num_classes;
+    const char *text = o->class_name;
+    char item[256];
+    int id;
+    long a, b;
+
+    if (!text)
+        return add_class(o, o->p.class_id);
+    if ((id = ditd_model_class(m, text)) >= 0)
+        return add_class(o, id);
+    if (strcmp(text, "all") == 0) {
+        for (int c = 0; c < nc; c++)
+            if (add_class(o, c))
+                return 1;
+        return 0;
+    }
+    for (const char *s = text;;) {
+        const size_t len = strcspn(s, ",");
+        if (len == 0 || len >= sizeof(item))
+            return cli_fail("--class \"%s\": an item is %s", o->class_name,
+                            len ? "too long" : "empty (two commas, or one at an end)");
+        memcpy(item, s, len);
+        item[len] = '\0';
+        if (id_range(item, &a, &b)) {
+            if (a > b || b >= nc)
+                return cli_fail("--class range %s: the ids of this model run from 0 to %d, "
+                                "low to high", item, nc - 1);
+            for (long c = a; c <= b; c++)
+                if (add_class(o, (int)c))
+                    return 1;
+        } else if ((id = ditd_model_class(m, item)) >= 0) {
+            if (add_class(o, id))
+                return 1;
+        } else {
+            return cli_fail("unknown class \"%s\": use an id from 0 to %d, a name (dit info "
+                            "lists them), a list such as 3,7,bag, a range such as 0-9, or all",
+                            item, nc - 1);
+        }
+        if (!s[len])
+            return 0;
+        s += len + 1;
+    }
+}
+
+/* What follows from the class list: the image count, the index range, the
+ * batch, and which outputs can hold several classes. */
+static int plan_run(struct gen_opts *o)
+{
+    o->total = (long)o->nclasses * o->n;
+    if ((uint64_t)o->p.index + (uint64_t)o->total - 1 > UINT32_MAX)
+        return cli_fail("--index %u with %ld images runs past image number %u",
+                        o->p.index, o->total, UINT32_MAX);
+    if (o->out && o->nclasses > 1)
+        return cli_fail("-o writes images of one class (its metadata names one); for %d "
+                        "classes use --outdir DIR or --npz FILE", o->nclasses);
+    if (o->out && o->total > 4096)
+        return cli_fail("-o would make a grid of %ld images; use --outdir DIR or --npz FILE "
+                        "for that many", o->total);
     if (!o->batch)
-        o->batch = o->n < 8 ? o->n : 8;
+        o->batch = o->total < 8 ? (int)o->total : 8;
     return 0;
 }
 
@@ -257,9 +371,10 @@ static int write_png(const char *path, bool exclusive, const uint8_t *rgb, int w
     return 0;
 }
 
-static void outdir_path(char *buf, size_t len, const struct gen_opts *o, int k)
+static void outdir_path(char *buf, size_t len, const struct gen_opts *o, long g)
 {
-    snprintf(buf, len, "%s/%06llu.png", o->outdir, (unsigned long long)o->p.index + (unsigned)k);
+    snprintf(buf, len, "%s/%06llu.png", o->outdir,
+             (unsigned long long)o->p.index + (unsigned long long)g);
 }
 
 /* Before any compute: the output directory exists (or is made) and, without
@@ -274,11 +389,11 @@ static int check_outdir(const struct gen_opts *o)
         return cli_fail("cannot create %s: %s", o->outdir, strerror(errno));
     if (access(o->outdir, W_OK) != 0)
         return cli_fail("cannot write into %s: %s", o->outdir, strerror(errno));
-    for (int k = 0; k < o->n && !o->force; k++) {
-        outdir_path(path, sizeof(path), o, k);
+    for (long g = 0; g < o->total && !o->force; g++) {
+        outdir_path(path, sizeof(path), o, g);
         if (access(path, F_OK) == 0)
             return cli_fail("%s already exists; pass --force to overwrite it%s", path,
-                            o->n > 1 ? " (and the other images of this run)" : "");
+                            o->total > 1 ? " (and the other images of this run)" : "");
     }
     return 0;
 }
@@ -301,32 +416,114 @@ static uint8_t *make_grid(const uint8_t *rgb, int n, int s, int *gw, int *gh)
     return g;
 }
 
-static int write_outputs(const struct gen_opts *o, const struct ditd_model *m, const uint8_t *rgb)
-{
-    const int size = ditd_model_info(m)->image_size;
-    struct ditd_png_meta meta;
-    char path[4096];
+/* Where the images of a run go, batch by batch as they are decoded. */
+struct sink {
+    struct npz *npz;           /* --npz: arr_0 open for appending */
+    uint8_t *rgb;              /* -o: every image, for the grid */
+    float *latents;            /* --latent-out: every final latent */
+};
 
-    for (int k = 0; o->outdir && k < o->n; k++) {
-        struct ditd_params p = o->p;
-        p.index += (uint32_t)k;
+static int sink_open(struct sink *k, const struct gen_opts *o, const struct ditd_model *m)
+{
+    const struct ditd_model_info *info = ditd_model_info(m);
+    const size_t lat = (size_t)info->latent_channels * info->latent_size * info->latent_size;
+    const size_t pix = (size_t)info->image_size * info->image_size * 3;
+    char err[DITD_ERR_LEN];
+
+    if (o->out && !(k->rgb = malloc(pix * (size_t)o->total)))
+        return cli_fail("out of memory for %ld images", o->total);
+    if (o->latent_out && !(k->latents = malloc(sizeof(float) * lat * (size_t)o->total)))
+        return cli_fail("out of memory for %ld latents", o->total);
+    if (!o->npz)
+        return 0;
+    const int64_t shape[4] = { o->total, info->image_size, info->image_size, 3 };
+    if (npz_create(&k->npz, o->npz, !o->force, err, sizeof(err)) != 0 ||
+        npz_begin(k->npz, "arr_0", NPY_U8, 4, shape, err, sizeof(err)) != 0)
+        return cli_fail("%s", err);
+    return 0;
+}
+
+/* Images first .. first + count - 1: rgb (count, H, W, 3), imgs their state. */
+static int sink_batch(struct sink *k, const struct gen_opts *o, const struct ditd_model *m,
+                      long first, int count, const uint8_t *rgb, struct ditd_image *const *imgs)
+{
+    const struct ditd_model_info *info = ditd_model_info(m);
+    const int size = info->image_size;
+    const size_t lat = (size_t)info->latent_channels * info->latent_size * info->latent_size;
+    const size_t pix = (size_t)size * size * 3;
+    struct ditd_png_meta meta;
+    char path[4096], err[DITD_ERR_LEN];
+
+    for (int i = 0; o->outdir && i < count; i++) {
+        const struct ditd_params p = image_params(o, first + i);
         ditd_png_metadata(m, &p, 1, &meta);
-        outdir_path(path, sizeof(path), o, k);
-        if (write_png(path, !o->force, rgb + (size_t)k * size * size * 3, size, size, &meta))
+        outdir_path(path, sizeof(path), o, first + i);
+        if (write_png(path, !o->force, rgb + pix * (size_t)i, size, size, &meta))
             return 1;
     }
-    if (!o->out)
+    if (k->npz && npz_append(k->npz, rgb, pix * (size_t)count, err, sizeof(err)) != 0)
+        return cli_fail("%s", err);
+    if (k->rgb)
+        memcpy(k->rgb + pix * (size_t)first, rgb, pix * (size_t)count);
+    for (int i = 0; k->latents && i < count; i++)
+        memcpy(k->latents + lat * (size_t)(first + i), ditd_image_latent(imgs[i]),
+               sizeof(float) * lat);
+    return 0;
+}
+
+/* After the last batch: the labels, the latents, the PNG or grid. */
+static int sink_finish(struct sink *k, const struct gen_opts *o, const struct ditd_model *m)
+{
+    const struct ditd_model_info *info = ditd_model_info(m);
+    char err[DITD_ERR_LEN];
+
+    if (k->npz) {
+        const int64_t n = o->total;
+        int rc = npz_end(k->npz, err, sizeof(err));
+        if (rc == 0)
+            rc = npz_begin(k->npz, "arr_1", NPY_I64, 1, &n, err, sizeof(err));
+        for (long g = 0; rc == 0 && g < o->total; g++) {
+            const int64_t label = o->classes[g / o->n];
+            rc = npz_append(k->npz, &label, sizeof(label), err, sizeof(err));
+        }
+        if (rc == 0)
+            rc = npz_end(k->npz, err, sizeof(err));
+        if (rc == 0) {
+            rc = npz_close(k->npz, err, sizeof(err));
+            k->npz = NULL;
+        }
+        if (rc != 0)
+            return cli_fail("%s", err);
+    }
+    if (k->latents) {
+        const int64_t shape[4] = { o->total, info->latent_channels, info->latent_size,
+                                   info->latent_size };
+        if (npy_write(o->latent_out, NPY_F32, 4, shape, k->latents, err, sizeof(err)) != 0)
+            return cli_fail("%s", err);
+    }
+    if (!k->rgb)
         return 0;
-    ditd_png_metadata(m, &o->p, o->n, &meta);
-    if (o->n == 1)
-        return write_png(o->out, false, rgb, size, size, &meta);
+    const int size = info->image_size;
+    const struct ditd_params p = image_params(o, 0);
+    struct ditd_png_meta meta;
+    ditd_png_metadata(m, &p, o->n, &meta);
+    if (o->total == 1)
+        return write_png(o->out, false, k->rgb, size, size, &meta);
     int gw, gh;
-    uint8_t *grid = make_grid(rgb, o->n, size, &gw, &gh);
+    uint8_t *grid = make_grid(k->rgb, o->n, size, &gw, &gh);
     if (!grid)
         return cli_fail("out of memory for the grid");
     int rc = write_png(o->out, false, grid, gw, gh, &meta);
     free(grid);
     return rc;
+}
+
+/* Frees what sink_open took; a half-written --npz is removed. */
+static void sink_free(struct sink *k)
+{
+    npz_discard(k->npz);
+    free(k->rgb);
+    free(k->latents);
 }
 
 /* Value of key in meta, "" when absent. */
@@ -374,11 +571,11 @@ static int check_origin(const struct gen_opts *o, const struct ditd_model *m)
 int cmd_generate(int argc, char **argv)
 {
     struct gen_opts o = { 0 };
+    struct sink sink = { 0 };
     struct ditd_model *m = NULL;
     struct ditd_worker *w = NULL;
     struct ditd_image **imgs = NULL;
     uint8_t *rgb = NULL;
-    float *latents = NULL;
     char err[DITD_ERR_LEN];
     int rc = parse(argc, argv, &o);
 
@@ -395,13 +592,9 @@ int cmd_generate(int argc, char **argv)
     if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
     const struct ditd_model_info *info = ditd_model_info(m);
-    if (o.class_name)
-        o.p.class_id = ditd_model_class(m, o.class_name);
-    if (o.p.class_id < 0) {
-        cli_fail("unknown class \"%s\": use an id from 0 to %d or a name (dit info lists them)",
-                 o.class_name, info->num_classes - 1);
+    if (resolve_classes(&o, m) != 0 || plan_run(&o) != 0)
         goto out;
-    }
+    o.p.class_id = o.classes[0];
     if (o.from && check_origin(&o, m) != 0)
         goto out;
     if (check_outdir(&o) != 0)
@@ -411,36 +604,37 @@ int cmd_generate(int argc, char **argv)
         goto out;
     }
     const int rows_per = o.p.cfg > 1.0f ? 2 : 1;
-    const size_t lat = (size_t)info->latent_channels * info->latent_size * info->latent_size;
     const size_t pix = (size_t)info->image_size * info->image_size * 3;
-    imgs = calloc((size_t)o.n, sizeof(*imgs));
-    rgb = malloc(pix * (size_t)o.n);
-    latents = malloc(sizeof(float) * lat * (size_t)o.n);
-    if (!imgs || !rgb || !latents) {
-        cli_fail("out of memory for %d images", o.n);
+    imgs = calloc((size_t)o.batch, sizeof(*imgs));
+    rgb = malloc(pix * (size_t)o.batch);
+    if (!imgs || !rgb) {
+        cli_fail("out of memory for a batch of %d images", o.batch);
         goto out;
     }
+    if (sink_open(&sink, &o, m) != 0)
+        goto out;
     if (ditd_worker_new(&w, m, o.batch * rows_per, o.threads, err, sizeof(err)) != 0) {
         cli_fail("%s", err);
         goto out;
     }
 
     const int show = !o.quiet && isatty(2);
-    const long total = (long)o.n * o.p.steps;
+    const long total = o.total * o.p.steps;
     const double started = now_s();
     long done = 0;
-    for (int first = 0; first < o.n; first += o.batch) {
-        const int count = o.n - first < o.batch ? o.n - first : o.batch;
+    for (long first = 0; first < o.total; first += o.batch) {
+        const int count = o.total - first < o.batch ? (int)(o.total - first) : o.batch;
         for (int k = 0; k < count; k++) {
-            struct ditd_params p = o.p;
-            p.index += (uint32_t)(first + k);
-            if (ditd_image_new(&imgs[first + k], m, &p, err, sizeof(err)) != 0) {
+            const struct ditd_params p = image_params(&o, first + k);
+            ditd_image_free(imgs[k]);
+            imgs[k] = NULL;
+            if (ditd_image_new(&imgs[k], m, &p, err, sizeof(err)) != 0) {
                 cli_fail("%s", err);
                 goto out;
             }
         }
         for (int step = 0; step < o.p.steps; step++) {
-            if (ditd_step(w, imgs + first, count) != 0) {
+            if (ditd_step(w, imgs, count) != 0) {
                 cli_fail("denoising step failed");
                 goto out;
             }
@@ -448,29 +642,22 @@ int cmd_generate(int argc, char **argv)
             if (show)
                 progress(done, total, started);
         }
-        if (ditd_decode(w, imgs + first, count, rgb + pix * (size_t)first) != 0) {
+        if (ditd_decode(w, imgs, count, rgb) != 0) {
             cli_fail("decoding failed");
             goto out;
         }
-        for (int k = 0; k < count; k++)
-            memcpy(latents + lat * (size_t)(first + k), ditd_image_latent(imgs[first + k]),
-                   sizeof(float) * lat);
-    }
-    if (o.latent_out) {
-        const int64_t shape[4] = { o.n, info->latent_channels, info->latent_size, info->latent_size };
-        if (npy_write(o.latent_out, NPY_F32, 4, shape, latents, err, sizeof(err)) != 0) {
-            cli_fail("%s", err);
+        if (sink_batch(&sink, &o, m, first, count, rgb, imgs) != 0)
             goto out;
-        }
     }
-    rc = write_outputs(&o, m, rgb);
+    rc = sink_finish(&sink, &o, m);
 
 out:
-    for (int k = 0; imgs && k < o.n; k++)
+    for (int k = 0; imgs && k < o.batch; k++)
         ditd_image_free(imgs[k]);
     free(imgs);
     free(rgb);
-    free(latents);
+    sink_free(&sink);
+    free(o.classes);
     ditd_worker_free(w);
     ditd_model_free(m);
     return rc;

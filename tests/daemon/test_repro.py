@@ -2,13 +2,14 @@
 """Reproducibility, byte for byte, with the bundled model: the dit tool and the daemon write the
 same PNG (metadata included) for the same parameters, the daemon's defaults are the tool's, image
 k of a request can be made alone (`index`, `--index`), `dit generate --from` makes a PNG again from
-its own metadata, and the tool's output rules (--outdir --force, the BLAS line only with
---verbose). One test per run:
+its own metadata, the tool's output rules (--outdir --force, the BLAS line only with
+--verbose), and runs over many classes into --outdir and one --npz. One test per run:
 
     test_repro.py --dit build/src/cli/dit --ditd build/src/daemon/ditd --model models/fashion-dit NAME
 """
 import argparse
 import base64
+import io
 import os
 import shutil
 import signal
@@ -232,6 +233,63 @@ def cli_output_rules(a):
           "random seed line: %r (PNG seed %s)" % (p.stderr, seed))
     check(int(seed) < 2 ** 53, "random seed %s" % seed)
     return "refused, forced, quiet"
+
+
+@test
+def many_classes(a):
+    """--class with a list, a name and a range makes --n images of each in that order, written
+    batch by batch to --outdir and to one --npz (arr_0 the PNGs' pixels, arr_1 the labels); any of
+    them is made again alone from its index or its PNG; `all` covers every class; an existing
+    archive is kept without --force; bad lists and -o with several classes are refused."""
+    import numpy as np          # Debian's python3-numpy and python3-pil, as the parity suite
+    from PIL import Image
+    out = os.path.dirname(a.path("many", "x"))    # the directory, made
+    flags = ["--model", a.model, "--steps", st(4), "--seed", 11, "--sampler", "ddim", "--quiet"]
+    dit(a, "generate", *flags, "--class", "1,sneaker,3-4", "--n", 2, "--batch", 3,
+        "--outdir", out, "--npz", a.path("many.npz"))
+    labels = [1, 1, 7, 7, 3, 3, 4, 4]
+    z = np.load(a.path("many.npz"))
+    check(sorted(z.files) == ["arr_0", "arr_1"], "archive members %s" % z.files)
+    x, y = z["arr_0"], z["arr_1"]
+    check(x.dtype == np.uint8 and x.ndim == 4 and x.shape[0] == 8 and x.shape[3] == 3,
+          "arr_0 %s %s" % (x.dtype, x.shape))
+    check(y.dtype == np.int64 and y.tolist() == labels, "arr_1 %s %s" % (y.dtype, y.tolist()))
+    for g in range(8):
+        png = read(os.path.join(out, "%06d.png" % g))
+        t = png_text(png)
+        check(t["class"] == str(labels[g]) and t["index"] == str(g),
+              "image %d: class %s index %s" % (g, t["class"], t["index"]))
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        check(np.array_equal(pixels, x[g]), "arr_0[%d] is not the pixels of its PNG" % g)
+    check(len(set(x[g].tobytes() for g in range(8))) == 8, "two images are the same")
+
+    # Image 5 is class 3's second: alone by its index, and from its PNG.
+    alone = os.path.dirname(a.path("alone", "x"))
+    dit(a, "generate", *flags, "--class", 3, "--index", 5, "--outdir", alone)
+    check(read(os.path.join(alone, "000005.png")) == read(os.path.join(out, "000005.png")),
+          "image 5 alone differs")
+    dit(a, "generate", "--model", a.model, "--from", os.path.join(out, "000006.png"),
+        "-o", a.path("again6.png"))
+    check(read(a.path("again6.png")) == read(os.path.join(out, "000006.png")),
+          "--from image 6 differs")
+
+    dit(a, "generate", *flags, "--class", "all", "--npz", a.path("all.npz"))
+    y = np.load(a.path("all.npz"))["arr_1"].tolist()
+    check(y == list(range(len(y))) and len(y) >= 2, "--class all labels %s" % y)
+    before = read(a.path("all.npz"))
+    p = dit(a, "generate", *flags, "--class", 0, "--npz", a.path("all.npz"), ok=False)
+    check(p.returncode == 1 and "--force" in p.stderr and read(a.path("all.npz")) == before,
+          "existing --npz not kept: %d %s" % (p.returncode, p.stderr))
+
+    for cls, where, says in (("3,99", ["--npz", a.path("b.npz")], 'unknown class "99"'),
+                             ("5-2", ["--npz", a.path("b.npz")], "low to high"),
+                             ("1,,2", ["--npz", a.path("b.npz")], "empty"),
+                             ("1,3", ["-o", a.path("b.png")], "--outdir")):
+        p = dit(a, "generate", *flags, "--class", cls, *where, ok=False)
+        check(p.returncode == 1 and says in p.stderr,
+              "--class %s: %d %s" % (cls, p.returncode, p.stderr))
+        check(not os.path.exists(where[1]), "--class %s refused but wrote %s" % (cls, where[1]))
+    return "4 classes x 2 images in batches of 3: PNGs and npz agree, image 5 and 6 remade alone"
 
 
 def main():
