@@ -9,8 +9,8 @@
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential meson ninja-build pkg-config \
-        libopenblas-dev libpng-dev libjansson-dev libmicrohttpd-dev libuv1-dev libinih-dev \
-        libdnnl-dev \
+        libopenblas-dev libpng-dev zlib1g-dev libjansson-dev libmicrohttpd-dev libuv1-dev \
+        libinih-dev libdnnl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -9,7 +9,7 @@ set -eu
 # libdnnl2 (oneDNN, with libgomp1) backs the bf16 path; the build works without it (fp32 only).
 runtime="libopenblas0-pthread libjansson4 libpng16-16 libmicrohttpd12 libuv1 libinih1 libdnnl2"
 build="build-essential meson ninja-build pkg-config libopenblas-dev libjansson-dev libpng-dev
-       libmicrohttpd-dev libuv1-dev libinih-dev libdnnl-dev"
+       zlib1g-dev libmicrohttpd-dev libuv1-dev libinih-dev libdnnl-dev"
 # Tests: the PyTorch reference and the training data, promtool, systemd-analyze,
 # sanitizer runtimes and libFuzzer (clang), valgrind, load generators, slowhttptest
 # (slow-client tests), strace (the file-access test), xxhsum (checks the model id),

@@ -5,7 +5,7 @@
  * 2.0 and 3.0: 4-byte), a Python dict literal such as
  * "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }" padded with
  * spaces and a newline, then the raw elements. Only what the CLI and tests
- * exchange is accepted: little-endian f4/f8/i4/i8 in C order. Anything else,
+ * exchange is accepted: little-endian f4/f8/i4/i8 and u1 in C order. Anything else,
  * and every size that does not add up, is refused with a message; the
  * parser reads a hostile file without trusting any length in it.
  */
@@ -34,11 +34,12 @@ static const struct {
     [NPY_F64] = {"<f8", 8},
     [NPY_I32] = {"<i4", 4},
     [NPY_I64] = {"<i8", 8},
+    [NPY_U8] = {"|u1", 1},
 };
 #define NDTYPES (sizeof dtypes / sizeof dtypes[0])
 
 struct report {
-    const char *file;
+    const char *file;           /* prefixes the message; NULL for none */
     char *err;
     size_t errlen;
 };
@@ -51,8 +52,10 @@ static int fail(const struct report *r, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (r->err && r->errlen)
+    if (r->err && r->errlen && r->file)
         snprintf(r->err, r->errlen, "%s: %s", r->file, text);
+    else if (r->err && r->errlen)
+        snprintf(r->err, r->errlen, "%s", text);
     return rc;
 }
 
@@ -175,7 +178,7 @@ static int parse_descr(const struct report *r, struct cursor *c, struct npy_arra
         return fail(r, DITD_EINVAL, "dtype '%s' is big-endian; save the array as "
                     "little-endian (arr.astype('<%s'))", d, d + 1);
     return fail(r, DITD_EINVAL, "dtype '%s' is not supported; use '<f4', '<f8', "
-                "'<i4' or '<i8'", d);
+                "'<i4', '<i8' or '|u1'", d);
 }
 
 static int parse_shape(const struct report *r, struct cursor *c, struct npy_array *out)
@@ -420,16 +423,14 @@ close_fd:
     return rc;
 }
 
-int npy_write(const char *path, enum npy_dtype dtype, int ndim, const int64_t *shape,
-              const void *data, char *err, size_t errlen)
+int npy_header(uint8_t *buf, size_t buflen, enum npy_dtype dtype, int ndim,
+               const int64_t *shape, size_t *len, uint64_t *data_bytes, char *err,
+               size_t errlen)
 {
-    const struct report r = {path, err, errlen};
+    const struct report r = {NULL, err, errlen};
     struct npy_array a = {.dtype = dtype, .ndim = ndim};
-    char header[512], dims[256];
-    uint8_t prelude[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-    uint64_t nbytes = 0;
+    char dims[256];
     size_t hlen;
-    FILE *fp;
     int rc;
 
     if ((unsigned)dtype >= NDTYPES || ndim < 0 || ndim > NPY_MAX_DIMS || (ndim && !shape))
@@ -439,28 +440,48 @@ int npy_write(const char *path, enum npy_dtype dtype, int ndim, const int64_t *s
             return fail(&r, DITD_EINVAL, "shape dim %d is negative", i);
         a.shape[i] = shape[i];
     }
-    rc = array_size(&r, &a, &nbytes);
+    rc = array_size(&r, &a, data_bytes);
     if (rc)
         return rc;
+    if (!buf || buflen < NPY_HEADER_BUF)
+        return fail(&r, DITD_EINVAL, "header buffer of %zu bytes is too small", buflen);
+    format_shape(dims, sizeof dims, ndim, shape);
+    memcpy(buf, MAGIC "\x01\x00", MAGIC_LEN + 2);
+    hlen = 10 + (size_t)snprintf((char *)buf + 10, buflen - 10,
+                                 "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                                 dtypes[dtype].descr, dims);
+    /* Spaces then '\n' so that the data starts on a 64-byte boundary. */
+    while ((hlen + 1) % 64)
+        buf[hlen++] = ' ';
+    buf[hlen++] = '\n';
+    buf[8] = (uint8_t)((hlen - 10) & 0xff);
+    buf[9] = (uint8_t)((hlen - 10) >> 8);
+    *len = hlen;
+    return 0;
+}
+
+int npy_write(const char *path, enum npy_dtype dtype, int ndim, const int64_t *shape,
+              const void *data, char *err, size_t errlen)
+{
+    const struct report r = {path, err, errlen};
+    uint8_t header[NPY_HEADER_BUF];
+    char why[DITD_ERR_LEN];
+    uint64_t nbytes = 0;
+    size_t hlen = 0;
+    FILE *fp;
+    int rc;
+
+    rc = npy_header(header, sizeof header, dtype, ndim, shape, &hlen, &nbytes, why,
+                    sizeof why);
+    if (rc)
+        return fail(&r, rc, "%s", why);
     if (nbytes && !data)
         return fail(&r, DITD_EINVAL, "no data given");
-    format_shape(dims, sizeof dims, ndim, shape);
-    hlen = (size_t)snprintf(header, sizeof header,
-                            "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-                            dtypes[dtype].descr, dims);
-    /* Spaces then '\n' so that the data starts on a 64-byte boundary. */
-    while ((sizeof prelude + hlen + 1) % 64)
-        header[hlen++] = ' ';
-    header[hlen++] = '\n';
-    prelude[8] = (uint8_t)(hlen & 0xff);
-    prelude[9] = (uint8_t)(hlen >> 8);
-
     fp = fopen(path, "wb");
     if (!fp)
         return fail(&r, errno == ENOENT ? DITD_ENOENT : DITD_EIO, "cannot create: %s",
                     strerror(errno));
-    if (fwrite(prelude, 1, sizeof prelude, fp) != sizeof prelude ||
-        fwrite(header, 1, hlen, fp) != hlen ||
+    if (fwrite(header, 1, hlen, fp) != hlen ||
         (nbytes && fwrite(data, 1, (size_t)nbytes, fp) != (size_t)nbytes)) {
         rc = fail(&r, DITD_EIO, "write error: %s", strerror(errno));
         fclose(fp);

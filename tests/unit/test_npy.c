@@ -1,8 +1,8 @@
 /*
  * test_npy.c - .npy read and write: round trips of every dtype and rank
- * through a file, the exact bytes NumPy writes, version 2.0 and 3.0
- * headers, and a table of malformed files that must each be refused with a
- * message saying why.
+ * through a file, the exact bytes NumPy writes (uint8 images too), the
+ * header on its own, version 2.0 and 3.0 headers, and a table of malformed
+ * files that must each be refused with a message saying why.
  */
 #include "npy.h"
 #include "ditd.h"
@@ -31,7 +31,7 @@ static void test_round_trip(void)
 
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (uint8_t)(i * 13 + 1);
-    for (int dt = NPY_F32; dt <= NPY_I64; dt++) {
+    for (int dt = NPY_F32; dt <= NPY_U8; dt++) {
         for (size_t s = 0; s < sizeof ranks / sizeof ranks[0]; s++) {
             struct npy_array a;
             const char *path = temp_path("rt.npy");
@@ -97,6 +97,66 @@ static void test_exact_bytes(void)
     unlink(path);
 }
 
+/* An image batch as dit generate stores it: uint8 (N, H, W, 3), every byte
+ * value present; the bytes NumPy writes and back. */
+static void test_uint8(void)
+{
+    static const char h[] =
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 5, 7, 3), }";
+    const int64_t shape[] = {3, 5, 7, 3};
+    const char *path = temp_path("u8.npy");
+    uint8_t img[3 * 5 * 7 * 3], *buf;
+    struct npy_array a;
+    char err[DITD_ERR_LEN];
+    size_t len;
+
+    for (size_t i = 0; i < sizeof img; i++)
+        img[i] = (uint8_t)(i * 7 + 3);
+    CHECK_EQ_INT(npy_dtype_size(NPY_U8), 1);
+    CHECK_EQ_INT(npy_write(path, NPY_U8, 4, shape, img, err, sizeof err), 0);
+    buf = slurp(path, &len);
+    CHECK_EQ_INT(len, 128 + sizeof img);
+    CHECK(memcmp(buf + 10, h, sizeof h - 1) == 0);
+    CHECK(memcmp(buf + 128, img, sizeof img) == 0);
+    free(buf);
+    CHECK_EQ_INT(npy_read(path, &a, err, sizeof err), 0);
+    CHECK_EQ_INT(a.dtype, NPY_U8);
+    CHECK_EQ_INT(a.ndim, 4);
+    CHECK_EQ_INT(a.shape[3], 3);
+    CHECK_EQ_INT(a.numel, (int64_t)sizeof img);
+    CHECK(a.data && memcmp(a.data, img, sizeof img) == 0);
+    npy_free(&a);
+    unlink(path);
+}
+
+/* npy_header alone: what npy_write writes before the data, and its errors
+ * name no file. */
+static void test_header(void)
+{
+    const int64_t shape[] = {50000, 256, 256, 3}, bad[] = {2, -3};
+    uint8_t buf[NPY_HEADER_BUF];
+    char err[DITD_ERR_LEN];
+    uint64_t nbytes = 0;
+    size_t len = 0;
+
+    CHECK_EQ_INT(npy_header(buf, sizeof buf, NPY_U8, 4, shape, &len, &nbytes, err,
+                            sizeof err), 0);
+    CHECK_EQ_INT(len, 128);
+    CHECK_EQ_INT(nbytes, INT64_C(50000) * 256 * 256 * 3);
+    CHECK(memcmp(buf, "\x93NUMPY\x01\x00\x76\x00", 10) == 0);
+    CHECK_EQ_INT(buf[len - 1], '\n');
+    CHECK_EQ_INT(npy_header(buf, sizeof buf, NPY_F32, 0, NULL, &len, &nbytes, err,
+                            sizeof err), 0);
+    CHECK_EQ_INT(len, 128);
+    CHECK_EQ_INT(nbytes, 4);
+    CHECK_EQ_INT(npy_header(buf, sizeof buf, NPY_F32, 2, bad, &len, &nbytes, err,
+                            sizeof err), DITD_EINVAL);
+    CHECK_EQ_INT(strcmp(err, "shape dim 1 is negative"), 0);
+    CHECK_EQ_INT(npy_header(buf, 100, NPY_F32, 0, NULL, &len, &nbytes, err, sizeof err),
+                 DITD_EINVAL);
+    CHECK_STR_CONTAINS(err, "too small");
+}
+
 /* A file image: prelude of the given version, header text, data bytes. */
 static uint8_t *make(int major, int minor, const char *header, size_t data_len, size_t *len)
 {
@@ -156,7 +216,8 @@ struct bad_case {
 static const struct bad_case table[] = {
     {"fortran order", 1, 0, H("<f4", "True", "(2, 2)"), 16, "fortran_order is True"},
     {"big-endian", 1, 0, H(">f4", "False", "(2,)"), 8, "big-endian"},
-    {"bytes dtype", 1, 0, H("|u1", "False", "(2,)"), 2, "'|u1' is not supported"},
+    {"int8 dtype", 1, 0, H("|i1", "False", "(2,)"), 2, "'|i1' is not supported"},
+    {"unsigned int16 dtype", 1, 0, H("<u2", "False", "(2,)"), 4, "'<u2' is not supported"},
     {"half dtype", 1, 0, H("<f2", "False", "(2,)"), 4, "'<f2' is not supported"},
     {"structured dtype", 1, 0,
      "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", 4, "structured"},
@@ -279,6 +340,8 @@ int main(void)
     }
     test_round_trip();
     test_exact_bytes();
+    test_uint8();
+    test_header();
     test_versions();
     test_table();
     test_truncation();
