@@ -82,7 +82,9 @@ def best_core():
     return None
 
 
-def write_model(path, config, image_size):
+def write_model(path, config, image_size, full_vae=False):
+    """A random-weight model directory: the DiT of `config`, and a small VAE (the forward
+    benchmark times the transformer only) or with full_vae the SD-VAE's own shape."""
     import torch
     from pyref import dit as pdit, export, vae as pvae
     size, patch = config.split("/")
@@ -91,8 +93,8 @@ def write_model(path, config, image_size):
     m = pdit.DiT(input_size=image_size // 8, patch_size=int(patch), hidden_size=hidden,
                  depth=depth, num_heads=heads, num_classes=1000)
     export.reinit_(m, seed=1)
-    # A small VAE: the benchmark times the transformer only.
-    v = pvae.AutoencoderKL(block_out_channels=(32, 32, 32, 32), layers_per_block=1,
+    v = pvae.AutoencoderKL() if full_vae else \
+        pvae.AutoencoderKL(block_out_channels=(32, 32, 32, 32), layers_per_block=1,
                            norm_num_groups=8)
     export.write_model(path, m, v)
     return path
