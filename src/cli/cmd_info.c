@@ -238,26 +238,32 @@ int cmd_bench(int argc, char **argv)
             ditd_model_free(model);
             return cli_fail("%s", err);
         }
+        const bool bf16 = strcmp(r.precision, "bf16") == 0;
         if (i == 0 && json)
             printf("{\"config\": \"%s\", \"image_size\": %lld, \"threads\": %lld, "
                    "\"blas_core\": \"%s\", \"precision\": \"%s\", \"precision_note\": \"%s\", "
                    "\"results\": [", config, size, threads, ditd_blas_core(), r.precision,
                    r.precision_note);
         else if (i == 0)
+            /* In fp32 the precision's product is sgemm: one column says it. */
             printf("DiT-%s at %lld px, %lld threads, OpenBLAS kernel %s\n%s\n"
-                   "batch  ms/forward  ms/image   GFLOP/s  %s GFLOP/s  efficiency  sgemm GFLOP/s\n",
+                   "batch  ms/forward  ms/image   GFLOP/s  %s GFLOP/s  efficiency%s\n",
                    config, size, threads, ditd_blas_core(), r.precision_note,
-                   strcmp(r.precision, "bf16") == 0 ? " bf16 gemm" : "     sgemm");
+                   bf16 ? " bf16 gemm" : "     sgemm", bf16 ? "  sgemm GFLOP/s" : "");
         if (json)
             printf("%s{\"batch\": %d, \"ms_per_forward\": %.2f, \"ms_per_image\": %.2f, "
                    "\"gflops\": %.1f, \"gemm_gflops\": %.1f, \"sgemm_gflops\": %.1f, "
                    "\"efficiency\": %.3f, \"gemm_fraction\": %.3f}", i ? ", " : "", batch[i],
                    r.ms_per_forward, r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
                    r.sgemm_gflops, r.gflops / r.gemm_gflops, r.gemm_fraction);
-        else
+        else if (bf16)
             printf("%5d  %10.1f  %8.1f  %8.1f  %16.1f  %9.1f%%  %13.1f\n", batch[i],
                    r.ms_per_forward, r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
                    100.0 * r.gflops / r.gemm_gflops, r.sgemm_gflops);
+        else
+            printf("%5d  %10.1f  %8.1f  %8.1f  %16.1f  %9.1f%%\n", batch[i], r.ms_per_forward,
+                   r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
+                   100.0 * r.gflops / r.gemm_gflops);
         fflush(stdout);
     }
     if (json)
