@@ -24,7 +24,7 @@
 #include "npz.h"
 
 static const char help[] =
-    "usage: dit generate [--model DIR] --class N|NAME [options] -o out.png\n"
+    "usage: dit generate [--model DIR] --class C [options] -o out.png|--outdir DIR|--npz F\n"
     "       dit generate --from made.png [options] -o again.png\n"
     "\n"
     "  --model DIR        model directory (default: the bundled model)\n"
