@@ -41,12 +41,17 @@ struct linear {
  * `bf16` makes ops_attention round its operands too. dit_forward fills
  * these for its own calls. */
 struct dnn_ctx;
+/* How the panel kernel (ops_linear.c) sums a block: as this CPU's vector
+ * registers suit (0), or one form on purpose (tests compare the two). */
+enum ops_lt_form { OPS_LT_AUTO, OPS_LT_WHOLE, OPS_LT_PIECES };
+
 struct ops_ctx {
     struct team *team;
     int bf16;
     float *stage;
     size_t stage_floats;
     struct dnn_ctx *dnn;  /* per-thread oneDNN objects of the native path, or NULL */
+    enum ops_lt_form lt_form;
 };
 
 /* out (M, N) = in (M, K) . w^T + b, with w (N, K) as PyTorch stores Linear

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "isa.h"
 #include "ops_dnn.h"
 #include "ops_internal.h"
 #include "team.h"
@@ -142,7 +143,8 @@ void ops_linear_small(const struct ops_ctx *c, float *out, const float *in,
  * The transposed-weight kernel: a block of 8 rows x 48 (or 32, 16) columns,
  * 24 AVX-512 registers, kept in registers while k runs; the weights are read
  * once per block of rows (8 x 48 ran the bundled model's batch-16 forward
- * 1.3x faster than 4 x 32; AVX2 machines spill some of it).
+ * 1.3x faster than 4 x 32). AVX2 has half the registers: there the block is
+ * summed in pieces that fit (lt_block_sums).
  * The weights sit in panels of 48 columns (the last one 32 or 16 wide), each
  * panel (K, width) row-major at offset n0 * K: a block reads one contiguous
  * stream instead of touching a new page every few k (N * 4 bytes apart).
@@ -168,6 +170,7 @@ struct lt_job {
     size_t stage_per;
     int ldo, ldi, M, K, N;
     int task_cols, tasks_n; /* columns per task (a multiple of LT_COLS), tasks per row band */
+    int narrow;             /* fewer than 32 vector registers: sums in pieces */
     enum lt_epilogue epilogue;
     const float *gate;      /* LT_RESIDUAL: (samples, gate_stride) or NULL */
     int gate_stride, tokens;
@@ -189,23 +192,61 @@ void ops_linear_t_pack(float *wt, const float *w, int K, int N)
     }
 }
 
+/* acc[r0 .. r0 + R)[c0 .. c0 + C) of a block: the bias, then the products
+ * in the order of k. R and C are constants at every call, so the R x C sums
+ * stay in registers while k runs. */
+__attribute__((always_inline))
+static inline void lt_sums(const struct lt_job *j, const float *const rows_in[LT_ROWS],
+                           const float *panel, int n0, int width, int r0, int R, int c0, int C,
+                           float acc[LT_ROWS][LT_COLS])
+{
+    float s[LT_ROWS][LT_COLS];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            s[r][c] = j->b ? j->b[n0 + c0 + c] : 0.0f;
+    for (int k = 0; k < j->K; k++) {
+        const float *wk = panel + (size_t)k * width + c0;
+        for (int r = 0; r < R; r++) {
+            const float xv = rows_in[r0 + r][k];
+            for (int c = 0; c < C; c++)
+                s[r][c] += xv * wk[c];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        memcpy(&acc[r0 + r][c0], s[r], sizeof(float) * (size_t)C);
+}
+
+/* The block's sums: 8 rows x the whole panel at once with 32 vector
+ * registers (AVX-512: 24 of them for 8 x 48), or with AVX2's 16 in pieces
+ * of 4 rows x 24 or 16 columns (12 or 8 sums, the panel's slice and the
+ * broadcast row value beside them). Each sum sees the same operations in
+ * the same order either way. */
+__attribute__((always_inline))
+static inline void lt_block_sums(const struct lt_job *j, const float *const rows_in[LT_ROWS],
+                                 const float *panel, int n0, int width,
+                                 float acc[LT_ROWS][LT_COLS])
+{
+    if (!j->narrow) {
+        lt_sums(j, rows_in, panel, n0, width, 0, LT_ROWS, 0, width, acc);
+        return;
+    }
+    const int piece = width == LT_COLS ? 24 : 16;
+    for (int r0 = 0; r0 < LT_ROWS; r0 += 4)
+        for (int c0 = 0; c0 < width; c0 += piece) {
+            if (piece == 24)
+                lt_sums(j, rows_in, panel, n0, width, r0, 4, c0, 24, acc);
+            else
+                lt_sums(j, rows_in, panel, n0, width, r0, 4, c0, 16, acc);
+        }
+}
+
 __attribute__((always_inline))
 static inline void lt_block(const struct lt_job *j, int m0, int nrows,
                             const float *const rows_in[LT_ROWS], const float *panel,
                             int n0, int width)
 {
     float acc[LT_ROWS][LT_COLS];
-    for (int r = 0; r < LT_ROWS; r++)
-        for (int c = 0; c < width; c++)
-            acc[r][c] = j->b ? j->b[n0 + c] : 0.0f;
-    for (int k = 0; k < j->K; k++) {
-        const float *wk = panel + (size_t)k * width;
-        for (int r = 0; r < LT_ROWS; r++) {
-            const float xv = rows_in[r][k];
-            for (int c = 0; c < width; c++)
-                acc[r][c] += xv * wk[c];
-        }
-    }
+    lt_block_sums(j, rows_in, panel, n0, width, acc);
     for (int r = 0; r < nrows; r++) {
         float *o = j->out + (size_t)(m0 + r) * j->ldo + n0;
         if (j->epilogue == LT_GELU) {
@@ -276,6 +317,9 @@ static void lt_run(const struct ops_ctx *c, struct lt_job *job)
     while (job->task_cols > LT_COLS && row_tasks * ops_tiles(job->N, job->task_cols) < want)
         job->task_cols /= 2;
     job->tasks_n = ops_tiles(job->N, job->task_cols);
+    /* The clone that runs is the hardware's, whatever DITD_ISA says. */
+    job->narrow = c->lt_form == OPS_LT_AUTO ? isa_detected() < ISA_AVX512
+                                            : c->lt_form == OPS_LT_PIECES;
     team_run(c->team, lt_task, job, row_tasks * job->tasks_n);
 }
 

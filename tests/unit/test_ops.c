@@ -49,27 +49,37 @@ static void test_linear(const struct ops_ctx *c, unsigned *seed)
     free(in); free(w); free(b); free(out); free(ref);
 }
 
-/* The transposed-weight kernel: against the reference, and the same bits
- * for a row wherever it sits among how many rows. N = 48 is one full panel;
- * 80 and 64 end on a 32- and a 16-wide one. */
+/* The transposed-weight kernel in both forms of its block (whole, as on
+ * AVX-512; in pieces, as on AVX2): against the reference, the same bits for
+ * a row wherever it sits among how many rows, and the same bits from both
+ * forms. N = 48 is one full panel; 80 and 64 end on a 32- and a 16-wide one. */
 static void test_linear_t(const struct ops_ctx *c, unsigned *seed, int N)
 {
     const int M = 37, K = 53, ldo = N + 2, ldi = 60;
     float *in = randv((size_t)M * ldi, seed, 1), *w = randv((size_t)N * K, seed, 1);
     float *b = randv(N, seed, 1), *wt = malloc(sizeof(float) * N * K);
     float *out = calloc((size_t)M * ldo, sizeof(float)), *ref = calloc((size_t)M * ldo, sizeof(float));
+    float *whole = calloc((size_t)M * ldo, sizeof(float));
     float *one = calloc((size_t)ldo, sizeof(float));
     ops_linear_t_pack(wt, w, K, N);
-    ops_linear_t(c, out, ldo, in, ldi, wt, b, M, K, N);
     ops_ref_linear(ref, ldo, in, ldi, w, b, M, K, N);
-    CHECK(near_ref(out, ref, (size_t)M * ldo, 1e-5, "linear_t"));
-    int moved = 0;
-    for (int r = 0; r < M; r++) {
-        ops_linear_t(c, one, ldo, in + (size_t)r * ldi, ldi, wt, b, 1, K, N);
-        moved += memcmp(one, out + (size_t)r * ldo, sizeof(float) * N) != 0;
+    for (int form = OPS_LT_WHOLE; form <= OPS_LT_PIECES; form++) {
+        struct ops_ctx cf = *c;
+        cf.lt_form = (enum ops_lt_form)form;
+        ops_linear_t(&cf, out, ldo, in, ldi, wt, b, M, K, N);
+        CHECK(near_ref(out, ref, (size_t)M * ldo, 1e-5, form == OPS_LT_WHOLE ? "linear_t whole"
+                                                                            : "linear_t pieces"));
+        int moved = 0;
+        for (int r = 0; r < M; r++) {
+            ops_linear_t(&cf, one, ldo, in + (size_t)r * ldi, ldi, wt, b, 1, K, N);
+            moved += memcmp(one, out + (size_t)r * ldo, sizeof(float) * N) != 0;
+        }
+        CHECK_EQ_INT(moved, 0);
+        if (form == OPS_LT_WHOLE)
+            memcpy(whole, out, sizeof(float) * M * ldo);
     }
-    CHECK_EQ_INT(moved, 0);
-    free(in); free(w); free(b); free(wt); free(out); free(ref); free(one);
+    CHECK(memcmp(whole, out, sizeof(float) * M * ldo) == 0);
+    free(in); free(w); free(b); free(wt); free(out); free(ref); free(whole); free(one);
 }
 
 /* The fused token layers (GELU after the product; the product added into a
@@ -172,7 +182,11 @@ int main(void)
         test_linear_t(&c, &seed, 48);
         test_linear_t(&c, &seed, 80);
         test_linear_t(&c, &seed, 64);
-        test_linear_fused(&c, &seed);
+        for (int form = OPS_LT_WHOLE; form <= OPS_LT_PIECES; form++) {
+            struct ops_ctx cf = c;
+            cf.lt_form = (enum ops_lt_form)form;
+            test_linear_fused(&cf, &seed);
+        }
         test_activations(&c, &seed);
         test_layernorm(&c, &seed);
         test_attention(&c, &seed);
