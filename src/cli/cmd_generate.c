@@ -226,13 +226,8 @@ static int parse(int argc, char **argv, struct gen_opts *o)
                         "--latent-out z.npy"), -1;
     if (index >= 0)
         o->p.index = (uint32_t)index;
-    if (!o->seed_given) {
+    if (!o->seed_given)
         o->p.seed = ditd_seed_random();
-        if (!o->quiet)
-            fprintf(stderr, "dit: seed %llu (drawn at random; --seed %llu makes the same "
-                    "images again)\n", (unsigned long long)o->p.seed,
-                    (unsigned long long)o->p.seed);
-    }
     return 0;
 }
 
@@ -603,6 +598,10 @@ int cmd_generate(int argc, char **argv)
         cli_fail("%s", err);
         goto out;
     }
+    /* Said once the run is sure to start, not before a refusal. */
+    if (!o.seed_given && !o.quiet)
+        fprintf(stderr, "dit: seed %llu (drawn at random; --seed %llu makes the same images "
+                "again)\n", (unsigned long long)o.p.seed, (unsigned long long)o.p.seed);
     const int rows_per = o.p.cfg > 1.0f ? 2 : 1;
     const size_t pix = (size_t)info->image_size * info->image_size * 3;
     imgs = calloc((size_t)o.batch, sizeof(*imgs));
