@@ -19,7 +19,8 @@
 
 /* For the matrix-product kernels: also a * b + c fused into one FMA across
  * statements. GCC needs to be told; clang fuses within an expression by
- * default, which covers the kernels' acc += a * b, and has no such option. */
+ * default, which covers the kernels' acc += a * b, and has no optimize
+ * attribute to say more. */
 #ifdef __clang__
 #define KERNEL_CLONES VECTOR_CLONES
 #else
@@ -27,7 +28,8 @@
                                      optimize("fp-contract=fast")))
 #endif
 
-/* exp(x) to about one ulp, written so a loop of it vectorises: range
+/* exp(x) to about one ulp, written so a loop of it vectorises (GCC only
+ * if-converts the clamp under -fno-trapping-math, meson.build): range
  * reduction by round(x/ln2) with the 1.5*2^23 trick, a degree-6 Taylor
  * polynomial on |r| <= ln2/2, and the power of two built from its bits.
  * Inputs are clamped to [-87, 88], so very negative x gives ~1e-38, not 0. */
