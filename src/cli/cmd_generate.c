@@ -74,11 +74,17 @@ struct gen_opts {
     long total;                        /* nclasses * n images */
 };
 
-/* The parameters of image g (0 .. total - 1) of the run. */
+/* The class of image g (0 .. total - 1) of the run: n of each, in order. */
+static int image_class(const struct gen_opts *o, long g)
+{
+    return o->classes[g / o->n];
+}
+
+/* The parameters of image g of the run. */
 static struct ditd_params image_params(const struct gen_opts *o, long g)
 {
     struct ditd_params p = o->p;
-    p.class_id = o->classes[g / o->n];
+    p.class_id = image_class(o, g);
     p.index += (uint32_t)g;
     return p;
 }
@@ -243,6 +249,14 @@ static int add_class(struct gen_opts *o, int id)
     return 0;
 }
 
+static int add_classes(struct gen_opts *o, long first, long last)
+{
+    for (long c = first; c <= last; c++)
+        if (add_class(o, (int)c))
+            return 1;
+    return 0;
+}
+
 /* "A-B" with A and B whole decimal numbers: 1 and the two, else 0. */
 static int id_range(const char *item, long *a, long *b)
 {
@@ -272,12 +286,8 @@ static int resolve_classes(struct gen_opts *o, const struct ditd_model *m)
         return add_class(o, o->p.class_id);
     if ((id = ditd_model_class(m, text)) >= 0)
         return add_class(o, id);
-    if (strcmp(text, "all") == 0) {
-        for (int c = 0; c < nc; c++)
-            if (add_class(o, c))
-                return 1;
-        return 0;
-    }
+    if (strcmp(text, "all") == 0)
+        return add_classes(o, 0, nc - 1);
     for (const char *s = text;;) {
         const size_t len = strcspn(s, ",");
         if (len == 0 || len >= sizeof(item))
@@ -289,9 +299,8 @@ static int resolve_classes(struct gen_opts *o, const struct ditd_model *m)
             if (a > b || b >= nc)
                 return cli_fail("--class range %s: the ids of this model run from 0 to %d, "
                                 "low to high", item, nc - 1);
-            for (long c = a; c <= b; c++)
-                if (add_class(o, (int)c))
-                    return 1;
+            if (add_classes(o, a, b))
+                return 1;
         } else if ((id = ditd_model_class(m, item)) >= 0) {
             if (add_class(o, id))
                 return 1;
@@ -413,6 +422,8 @@ static uint8_t *make_grid(const uint8_t *rgb, int n, int s, int *gw, int *gh)
 
 /* Where the images of a run go, batch by batch as they are decoded. */
 struct sink {
+    int size;                  /* image side, pixels */
+    size_t pix, lat;           /* bytes of an RGB image, floats of a latent */
     struct npz *npz;           /* --npz: arr_0 open for appending */
     uint8_t *rgb;              /* -o: every image, for the grid */
     float *latents;            /* --latent-out: every final latent */
@@ -421,17 +432,18 @@ struct sink {
 static int sink_open(struct sink *k, const struct gen_opts *o, const struct ditd_model *m)
 {
     const struct ditd_model_info *info = ditd_model_info(m);
-    const size_t lat = (size_t)info->latent_channels * info->latent_size * info->latent_size;
-    const size_t pix = (size_t)info->image_size * info->image_size * 3;
     char err[DITD_ERR_LEN];
 
-    if (o->out && !(k->rgb = malloc(pix * (size_t)o->total)))
+    k->size = info->image_size;
+    k->pix = (size_t)k->size * k->size * 3;
+    k->lat = (size_t)info->latent_channels * info->latent_size * info->latent_size;
+    if (o->out && !(k->rgb = malloc(k->pix * (size_t)o->total)))
         return cli_fail("out of memory for %ld images", o->total);
-    if (o->latent_out && !(k->latents = malloc(sizeof(float) * lat * (size_t)o->total)))
+    if (o->latent_out && !(k->latents = malloc(sizeof(float) * k->lat * (size_t)o->total)))
         return cli_fail("out of memory for %ld latents", o->total);
     if (!o->npz)
         return 0;
-    const int64_t shape[4] = { o->total, info->image_size, info->image_size, 3 };
+    const int64_t shape[4] = { o->total, k->size, k->size, 3 };
     if (npz_create(&k->npz, o->npz, !o->force, err, sizeof(err)) != 0 ||
         npz_begin(k->npz, "arr_0", NPY_U8, 4, shape, err, sizeof(err)) != 0)
         return cli_fail("%s", err);
@@ -442,10 +454,7 @@ static int sink_open(struct sink *k, const struct gen_opts *o, const struct ditd
 static int sink_batch(struct sink *k, const struct gen_opts *o, const struct ditd_model *m,
                       long first, int count, const uint8_t *rgb, struct ditd_image *const *imgs)
 {
-    const struct ditd_model_info *info = ditd_model_info(m);
-    const int size = info->image_size;
-    const size_t lat = (size_t)info->latent_channels * info->latent_size * info->latent_size;
-    const size_t pix = (size_t)size * size * 3;
+    const size_t pix = k->pix;
     struct ditd_png_meta meta;
     char path[4096], err[DITD_ERR_LEN];
 
@@ -453,7 +462,7 @@ static int sink_batch(struct sink *k, const struct gen_opts *o, const struct dit
         const struct ditd_params p = image_params(o, first + i);
         ditd_png_metadata(m, &p, 1, &meta);
         outdir_path(path, sizeof(path), o, first + i);
-        if (write_png(path, !o->force, rgb + pix * (size_t)i, size, size, &meta))
+        if (write_png(path, !o->force, rgb + pix * (size_t)i, k->size, k->size, &meta))
             return 1;
     }
     if (k->npz && npz_append(k->npz, rgb, pix * (size_t)count, err, sizeof(err)) != 0)
@@ -461,8 +470,8 @@ static int sink_batch(struct sink *k, const struct gen_opts *o, const struct dit
     if (k->rgb)
         memcpy(k->rgb + pix * (size_t)first, rgb, pix * (size_t)count);
     for (int i = 0; k->latents && i < count; i++)
-        memcpy(k->latents + lat * (size_t)(first + i), ditd_image_latent(imgs[i]),
-               sizeof(float) * lat);
+        memcpy(k->latents + k->lat * (size_t)(first + i), ditd_image_latent(imgs[i]),
+               sizeof(float) * k->lat);
     return 0;
 }
 
@@ -478,7 +487,7 @@ static int sink_finish(struct sink *k, const struct gen_opts *o, const struct di
         if (rc == 0)
             rc = npz_begin(k->npz, "arr_1", NPY_I64, 1, &n, err, sizeof(err));
         for (long g = 0; rc == 0 && g < o->total; g++) {
-            const int64_t label = o->classes[g / o->n];
+            const int64_t label = image_class(o, g);
             rc = npz_append(k->npz, &label, sizeof(label), err, sizeof(err));
         }
         if (rc == 0)
@@ -498,14 +507,13 @@ static int sink_finish(struct sink *k, const struct gen_opts *o, const struct di
     }
     if (!k->rgb)
         return 0;
-    const int size = info->image_size;
     const struct ditd_params p = image_params(o, 0);
     struct ditd_png_meta meta;
     ditd_png_metadata(m, &p, o->n, &meta);
     if (o->total == 1)
-        return write_png(o->out, false, k->rgb, size, size, &meta);
+        return write_png(o->out, false, k->rgb, k->size, k->size, &meta);
     int gw, gh;
-    uint8_t *grid = make_grid(k->rgb, o->n, size, &gw, &gh);
+    uint8_t *grid = make_grid(k->rgb, o->n, k->size, &gw, &gh);
     if (!grid)
         return cli_fail("out of memory for the grid");
     int rc = write_png(o->out, false, grid, gw, gh, &meta);
@@ -586,7 +594,6 @@ int cmd_generate(int argc, char **argv)
     }
     if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
-    const struct ditd_model_info *info = ditd_model_info(m);
     if (resolve_classes(&o, m) != 0 || plan_run(&o) != 0)
         goto out;
     o.p.class_id = o.classes[0];
@@ -603,15 +610,14 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "dit: seed %llu (drawn at random; --seed %llu makes the same images "
                 "again)\n", (unsigned long long)o.p.seed, (unsigned long long)o.p.seed);
     const int rows_per = o.p.cfg > 1.0f ? 2 : 1;
-    const size_t pix = (size_t)info->image_size * info->image_size * 3;
+    if (sink_open(&sink, &o, m) != 0)
+        goto out;
     imgs = calloc((size_t)o.batch, sizeof(*imgs));
-    rgb = malloc(pix * (size_t)o.batch);
+    rgb = malloc(sink.pix * (size_t)o.batch);
     if (!imgs || !rgb) {
         cli_fail("out of memory for a batch of %d images", o.batch);
         goto out;
     }
-    if (sink_open(&sink, &o, m) != 0)
-        goto out;
     if (ditd_worker_new(&w, m, o.batch * rows_per, o.threads, err, sizeof(err)) != 0) {
         cli_fail("%s", err);
         goto out;
