@@ -256,14 +256,14 @@ int cmd_bench(int argc, char **argv)
                    "\"efficiency\": %.3f, \"gemm_fraction\": %.3f}", i ? ", " : "", batch[i],
                    r.ms_per_forward, r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
                    r.sgemm_gflops, r.gflops / r.gemm_gflops, r.gemm_fraction);
-        else if (bf16)
-            printf("%5d  %10.1f  %8.1f  %8.1f  %16.1f  %9.1f%%  %13.1f\n", batch[i],
-                   r.ms_per_forward, r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
-                   100.0 * r.gflops / r.gemm_gflops, r.sgemm_gflops);
-        else
-            printf("%5d  %10.1f  %8.1f  %8.1f  %16.1f  %9.1f%%\n", batch[i], r.ms_per_forward,
+        else {
+            printf("%5d  %10.1f  %8.1f  %8.1f  %16.1f  %9.1f%%", batch[i], r.ms_per_forward,
                    r.ms_per_forward / batch[i], r.gflops, r.gemm_gflops,
                    100.0 * r.gflops / r.gemm_gflops);
+            if (bf16)
+                printf("  %13.1f", r.sgemm_gflops);
+            putchar('\n');
+        }
         fflush(stdout);
     }
     if (json)

@@ -94,7 +94,6 @@ struct dnn_ctx {
     struct dnn_thread th[];
 };
 
-
 /* ---------------------------------------------------------------------------
  * Model: primitives and packed weights.
  */
