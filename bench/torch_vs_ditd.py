@@ -71,6 +71,14 @@ print(json.dumps({"ms": out}))
 """
 
 
+def cpu_name():
+    """The CPU's model name as /proc/cpuinfo gives it, for the benchmarks' reports."""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def best_core():
     flags = open("/proc/cpuinfo").read()
     if "avx512_bf16" in flags:

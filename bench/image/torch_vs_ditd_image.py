@@ -31,7 +31,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from torch_vs_ditd import best_core, write_model  # noqa: E402
+from torch_vs_ditd import best_core, cpu_name, write_model  # noqa: E402
 
 CLASS, SEED = 1, 0
 
@@ -142,8 +142,7 @@ def main():
                             "pixels_within_1": round(float((diff <= 1).mean()), 4)})
             rows.append(row)
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                if l.startswith("model name")), "?")
+    cpu = cpu_name()
     print("DiT-%s at %d px, one image: %s %d steps, cfg %g, %d threads; CPU %s"
           % (a.config, a.image_size, a.sampler, a.steps, a.cfg, a.threads, cpu))
     print("precision  ditd s  torch s (sampling + decode)  speed-up  max |pixel diff|  within 1")

@@ -40,6 +40,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "daemon"))
 from harness import Daemon  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, ".."))
+from torch_vs_ditd import cpu_name, write_model  # noqa: E402
 
 
 def engine(a, rows_per_image):
@@ -149,8 +151,6 @@ def main():
     a = ap.parse_args()
     rows = 2 if a.cfg > 1 else 1
     if a.write_config and not os.path.isdir(a.model):
-        sys.path.insert(0, os.path.join(HERE, ".."))
-        from torch_vs_ditd import write_model
         write_model(a.model, a.write_config, a.image_size)
     if a.max_batch == 0:
         a.max_batch = engine(a, rows)[0][0]
@@ -202,13 +202,6 @@ def main():
         print("daemon / engine images per second, median of %d rounds: %.3f (rounds: %s)"
               % (a.rounds, ratios[len(ratios) // 2], ", ".join("%.3f" % x for x in ratios)))
     return 0
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "?"
 
 
 if __name__ == "__main__":

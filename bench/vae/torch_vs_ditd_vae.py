@@ -28,6 +28,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from torch_vs_ditd import cpu_name  # noqa: E402
 
 TORCH_TIMER = r"""
 import json, sys, time, torch
@@ -85,8 +87,7 @@ def main():
     args = ap.parse_args()
     latent = args.image_size // 8
     bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and native_bf16())
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                if l.startswith("model name")), "?")
+    cpu = cpu_name()
 
     runs = {"torch_fp32": {"ms": [], "cpu_ms": []}, "ditd_fp32": {"ms": [], "cpu_ms": []}}
     if bf16:

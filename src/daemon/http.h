@@ -136,5 +136,4 @@ void http_suspend(struct http_req *r);          /* until http_wake() */
 const char *http_request_id(struct http_req *r);   /* generated on first use */
 bool http_request_id_valid(const char *id);
 
-
 #endif /* DITD_DAEMON_HTTP_H */
