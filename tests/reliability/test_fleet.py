@@ -88,8 +88,14 @@ class Balancer:
             env["DITD_" + name.upper()] = "127.0.0.1:%d" % port
         self.sent = {}
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", CFG], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        # One thread: with several, HAProxy drops a `log stdout` line rather than wait when two
+        # threads write at once (its DroppedLogs), and the checks below read one line per
+        # request. A second global section sets it; the deployed file is run as it is.
+        one_thread = os.path.join(tmp, "one-thread.cfg")
+        with open(one_thread, "w") as f:
+            f.write("global\n    nbthread 1\n")
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", CFG, "-f", one_thread], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
             check(self.proc.poll() is None, "haproxy exited:\n" + self.logs())
