@@ -9,6 +9,7 @@
 #     in fp32 and bf16 (bench/image/torch_vs_ditd_image.py; PyTorch's bf16 only where it is
 #     native: elsewhere it takes minutes per forward).
 #  4. The bundled model's images in bf16 against fp32 (bench/precision/quality.py).
+# Then every target of the work, met or not, from the newest results (bench/precision/targets.py).
 #   bench/precision/run.sh [speed|vae|image|quality]     (default: all four)
 # On a CPU without AVX512-BF16/AMX, PyTorch's bf16 takes minutes per XL forward: it is timed
 # once per batch, without warm-up (TORCH_BF16_ITERATIONS=0 times it like fp32).
@@ -42,3 +43,5 @@ fi
 if [ "$WHAT" = all ] || [ "$WHAT" = quality ]; then
     nice -n 10 "$PY" bench/precision/quality.py
 fi
+echo
+"$PY" bench/precision/targets.py
