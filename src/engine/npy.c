@@ -44,18 +44,26 @@ struct report {
     size_t errlen;
 };
 
-static int fail(const struct report *r, int rc, const char *fmt, ...)
+void npy_verror(char *err, size_t errlen, const char *file, const char *fmt, va_list ap)
 {
     char text[DITD_ERR_LEN];
+
+    if (!err || !errlen)
+        return;
+    vsnprintf(text, sizeof text, fmt, ap);
+    if (file)
+        snprintf(err, errlen, "%s: %s", file, text);
+    else
+        snprintf(err, errlen, "%s", text);
+}
+
+static int fail(const struct report *r, int rc, const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    npy_verror(r->err, r->errlen, r->file, fmt, ap);
     va_end(ap);
-    if (r->err && r->errlen && r->file)
-        snprintf(r->err, r->errlen, "%s: %s", r->file, text);
-    else if (r->err && r->errlen)
-        snprintf(r->err, r->errlen, "%s", text);
     return rc;
 }
 

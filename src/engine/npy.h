@@ -7,6 +7,7 @@
 #ifndef DITD_NPY_H
 #define DITD_NPY_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,10 @@ int npy_write(const char *path, enum npy_dtype dtype, int ndim, const int64_t *s
 int npy_header(uint8_t *buf, size_t buflen, enum npy_dtype dtype, int ndim,
                const int64_t *shape, size_t *len, uint64_t *data_bytes, char *err,
                size_t errlen);
+/* err = "<file>: <message>" (the message alone with file NULL), the message
+ * formatted from fmt and ap; nothing when err is NULL or errlen 0. The
+ * messages of npy.c and npz.c. */
+void npy_verror(char *err, size_t errlen, const char *file, const char *fmt, va_list ap);
 /* Free data; a is zeroed and may be freed again. */
 void npy_free(struct npy_array *a);
 /* Bytes per element. */

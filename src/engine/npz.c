@@ -63,14 +63,11 @@ struct report {
 
 static int fail(const struct report *r, int rc, const char *fmt, ...)
 {
-    char text[DITD_ERR_LEN];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    npy_verror(r->err, r->errlen, r->file, fmt, ap);
     va_end(ap);
-    if (r->err && r->errlen)
-        snprintf(r->err, r->errlen, "%s: %s", r->file, text);
     if (r->failed && !*r->failed)
         *r->failed = rc;
     return rc;
