@@ -6,8 +6,6 @@ issue asks the daemon to show. One test per run (meson runs them in parallel):
 
 Stdlib only, plus curl for the one test that runs the exact curl line of the README.
 """
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -19,20 +17,10 @@ import tempfile
 import threading
 import time
 
-from harness import SLOW, Daemon, is_png, png_from_b64, run_test, sse_events
+from harness import SLOW, Daemon, check, is_png, png_from_b64, registry, run_test, sse_events
 
 DELAY = {"DITD_TEST_STEP_DELAY_MS": "20"}
-TESTS = {}
-
-
-def test(fn):
-    TESTS[fn.__name__] = fn
-    return fn
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
+TESTS, test = registry()
 
 
 def generate(d, body, headers=None):

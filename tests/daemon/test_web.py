@@ -14,16 +14,10 @@ import sys
 import time
 import zlib
 
-from harness import Daemon, is_png, run_test, sse_events
-from test_integration import check
+from harness import Daemon, check, is_png, registry, run_test, sse_events
 
-TESTS = {}
+TESTS, test = registry()
 SLOW = {"DITD_TEST_STEP_DELAY_MS": "20"}
-
-
-def test(fn):
-    TESTS[fn.__name__] = fn
-    return fn
 
 
 def png_info(data):

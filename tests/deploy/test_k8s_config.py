@@ -25,7 +25,6 @@ import glob
 import os
 import re
 import sys
-import tempfile
 
 import yaml
 

@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "daemon"))
 
-from harness import Daemon, ensure_model, is_png  # noqa: E402
+from harness import Daemon, check, ensure_model, is_png  # noqa: E402
 
 CFG = os.path.join(ROOT, "deploy", "haproxy", "haproxy.cfg")
 NAMES = ("r1", "r2", "r3")
@@ -59,11 +59,6 @@ ACCESS = re.compile(r" access .*?\bmethod=(\S+) path=(\S+) .*?\bstatus=(\d{3})\b
 # An httplog line: backend/server, status, termination state, .../retries, {X-Request-Id}.
 HALOG = re.compile(r" ditd_in (\S+)/(\S+) \S+ (\d{3}) \d+ - - (\S{4}) \d+/\d+/\d+/\d+/(\+?)(\d+) "
                    r"\d+/\d+ \{([^}]*)\}")
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def free_port():

@@ -27,21 +27,11 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "daemon"))
 sys.path.insert(0, os.path.join(ROOT, "fuzz"))
 
-from harness import VALGRIND, Daemon, ensure_model, is_png, sse_events  # noqa: E402
+from harness import VALGRIND, Daemon, check, ensure_model, is_png, registry, sse_events  # noqa: E402
 import badbodies  # noqa: E402
 
-TESTS = {}
+TESTS, test = registry()
 VALID = {"class": 1, "cfg": 4.0, "steps": 10}
-
-
-def test(fn):
-    TESTS[fn.__name__] = fn
-    return fn
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def figure(name, text):
