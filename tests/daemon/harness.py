@@ -33,6 +33,16 @@ def check(cond, msg):
         raise AssertionError(msg)
 
 
+def parse_metrics(body):
+    """{series: value} of a Prometheus text page (bytes), comment lines left out."""
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
 def registry():
     """(TESTS, test): a dict of test functions by name and the decorator that fills it."""
     tests = {}
@@ -150,13 +160,8 @@ class Daemon:
 
     def metrics(self):
         s, _, b = self.request("GET", "/metrics")
-        assert s == 200, s
-        out = {}
-        for line in b.decode().splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
+        check(s == 200, "GET /metrics -> %s" % s)
+        return parse_metrics(b)
 
     def signal(self, sig):
         self.proc.send_signal(sig)

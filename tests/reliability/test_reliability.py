@@ -27,7 +27,8 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "daemon"))
 sys.path.insert(0, os.path.join(ROOT, "fuzz"))
 
-from harness import VALGRIND, Daemon, check, ensure_model, is_png, registry, sse_events  # noqa: E402
+from harness import (VALGRIND, Daemon, check, ensure_model, is_png, parse_metrics,  # noqa: E402
+                     registry, sse_events)
 import badbodies  # noqa: E402
 
 TESTS, test = registry()
@@ -138,12 +139,7 @@ def metrics_from(port, source):
     s, _, b, _ = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                      source=source)
     check(s == 200, "metrics -> %s" % s)
-    out = {}
-    for line in b.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
+    return parse_metrics(b)
 
 
 def rss(d):
