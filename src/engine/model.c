@@ -58,11 +58,18 @@ static json_t *load_json(const char *dir, const char *file, int required, char *
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
-        if (!required && access(path, F_OK) != 0)
+        int missing = access(path, F_OK) != 0;
+        if (missing && !required)
             return NULL;
-        snprintf(err, errlen, "%s: %s (line %d); a model directory needs "
-                 "transformer/config.json and vae/config.json (docs/models.md)",
-                 path, jerr.text, jerr.line);
+        /* jansson's line is -1 when the file could not be read at all. */
+        if (missing)
+            snprintf(err, errlen, "%s: no such file; a model directory holds "
+                     "transformer/config.json and vae/config.json (docs/models.md)", path);
+        else if (jerr.line < 0)
+            snprintf(err, errlen, "%s", jerr.text);
+        else
+            snprintf(err, errlen, "%s: %s (line %d, column %d)", path, jerr.text, jerr.line,
+                     jerr.column);
         return NULL;
     }
     if (!json_is_object(j)) {

@@ -1,6 +1,8 @@
 """Error handling: a model directory with a missing tensor or a tensor of the wrong shape must make
 `dit forward` (and `dit decode` for the VAE) exit non-zero with a message naming the tensor and,
-for a wrong shape, both shapes."""
+for a wrong shape, both shapes. A config value outside the contract names its key; a missing or
+broken config file names the file and, if broken, the line and column."""
+import os
 import re
 
 import numpy as np
@@ -19,12 +21,14 @@ def shape_pattern(shape):
 
 
 def run_case(h, tag, layout, cmd, dit_edit=None, vae_edit=None, vae_naming="diffusers",
-             tensor=None, shapes=(), config=None, words=()):
+             tensor=None, shapes=(), config=None, words=(), after=None):
     m = models.build_dit(31, **ARCH)
     vae = models.build_vae(31)
     d = h.path(tag, "x")[:-2]
     export.write_model(d, m, vae, layout=layout, dit_edit=dit_edit, vae_edit=vae_edit,
                        vae_naming=vae_naming, config_extra=config)
+    if after:
+        after(d)
     if cmd == "forward":
         x = save_npy(h.path(tag, "x.npy"), np.zeros((1, 4, 8, 8), np.float32))
         argv = ["forward", "--model", d, "--x", x, "--t", "10", "--y", "1", "-o",
@@ -70,6 +74,18 @@ def reshape(key, new_shape):
     return edit
 
 
+def write_file(rel, text):
+    """An edit of the written model directory: rel's contents replaced, or rel removed (None)."""
+    def edit(d):
+        p = os.path.join(d, rel)
+        if text is None:
+            os.remove(p)
+        else:
+            with open(p, "w") as f:
+                f.write(text)
+    return edit
+
+
 def main():
     h = Harness("errors", __doc__)
     D = ARCH["hidden_size"]
@@ -102,6 +118,13 @@ def main():
             ("diff_block", "diffusers", {"ditd_block": "in_context"}, "ditd_block")):
         h.case("config: %s layout with %s" % (layout, cfg), run_case, h, "cfg_" + tag, layout,
                "forward", config=cfg, words=[word])
+    # A missing config names the file and what a model directory holds; broken JSON, where.
+    h.case("config: vae/config.json missing", run_case, h, "cfg_missing", "original", "decode",
+           after=write_file("vae/config.json", None),
+           words=["vae/config.json: no such file", "docs/models.md"])
+    h.case("config: transformer/config.json not JSON", run_case, h, "cfg_json", "original",
+           "forward", after=write_file("transformer/config.json", '{"hidden_size": 48,\n'),
+           words=["transformer/config.json: ", "(line 2, column"])
     h.finish()
 
 
