@@ -327,9 +327,12 @@ static void begin(struct http_req *r)
     }
     if (strcmp(r->method, "OPTIONS") == 0) {
         http_add_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        /* "*" lets browser clients send headers of their own (the OpenAI
+         * JavaScript client's X-Stainless-*, whose set changes between
+         * versions); it does not cover Authorization, which is named. */
         http_add_header(r, "Access-Control-Allow-Headers",
                         "Authorization, Content-Type, Accept, Last-Event-ID, X-Api-Key, "
-                        "Idempotency-Key, X-Request-Id");
+                        "Idempotency-Key, X-Request-Id, *");
         http_add_header(r, "Access-Control-Max-Age", "600");
         http_add_header(r, "Allow", "GET, POST, DELETE, OPTIONS");
         http_reply(r, 204, NULL, "", 0, false);

@@ -9,9 +9,12 @@
 // gives for the same request), same again, vary seed, cancel a run, the queue panel, a phone-width
 // screen. SCENARIO `apikey`: the same page against a ditd with API keys. Screenshots go to
 // --shots (meson gives a directory in the build tree; tools/make-screenshot.sh copies them to
-// docs/), else nowhere.
+// docs/), else nowhere. SCENARIO `cors`: another web app, on an origin in cors_origins, calls the
+// API from the browser the way the official OpenAI JavaScript client does (its X-Stainless-*
+// headers), makes a job and reads its event stream; an origin not in the list is refused.
 // Any console error, page error or request to another host fails the test.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +32,8 @@ function parseArgs(argv) {
     else if (argv[i] === '--shots') a.shots = argv[++i];
     else a.scenario = argv[i];
   }
-  if (!a.ditd || !a.model || !['page', 'apikey'].includes(a.scenario)) {
-    console.error('usage: e2e.mjs --ditd PATH --model DIR [--shots DIR] page|apikey');
+  if (!a.ditd || !a.model || !['page', 'apikey', 'cors'].includes(a.scenario)) {
+    console.error('usage: e2e.mjs --ditd PATH --model DIR [--shots DIR] page|apikey|cors');
     process.exit(2);
   }
   return a;
@@ -390,13 +393,95 @@ async function scenarioApiKey(a, dir, shots) {
   }
 }
 
+// A page of another web app, served on 127.0.0.1 at a port of its own: another origin.
+async function otherApp() {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>another app</title><p>another app</p>');
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return { port: server.address().port, close: () => server.close() };
+}
+
+// What the page at `origin` gets from ditd with fetch(): the answers as plain objects, or the
+// error fetch() threw.
+async function callFrom(page, base, key) {
+  return page.evaluate(async ({ base, key }) => {
+    // The headers the OpenAI JavaScript client adds in a browser (dangerouslyAllowBrowser).
+    const stainless = {
+      'X-Stainless-Lang': 'js', 'X-Stainless-Package-Version': '4.77.0', 'X-Stainless-OS': 'Unknown',
+      'X-Stainless-Arch': 'unknown', 'X-Stainless-Runtime': 'browser:chrome',
+      'X-Stainless-Runtime-Version': '156.0.0', 'X-Stainless-Retry-Count': '0', 'X-Stainless-Timeout': '600',
+    };
+    const auth = { Authorization: 'Bearer ' + key, 'Content-Type': 'application/json' };
+    const out = {};
+    try {
+      let r = await fetch(base + '/v1/images/generations', {
+        method: 'POST', headers: { ...auth, ...stainless, Accept: 'application/json' },
+        body: JSON.stringify({ prompt: 'sneaker', n: 1, response_format: 'b64_json', seed: 3, steps: 8 }),
+      });
+      out.openai = { status: r.status, seed: r.headers.get('X-Seed'), id: r.headers.get('X-Request-Id'),
+                     images: (await r.json()).data.length };
+      const job = { method: 'POST', headers: { ...auth, 'Idempotency-Key': 'cors-1' },
+                    body: JSON.stringify({ class: 2, steps: 6, seed: 4 }) };
+      r = await fetch(base + '/jobs', job);
+      out.job = { status: r.status, location: r.headers.get('Location') };
+      await r.json();
+      r = await fetch(base + '/jobs', job);
+      out.again = { status: r.status, replayed: r.headers.get('Idempotent-Replayed'),
+                    location: r.headers.get('Location') };
+      await r.json();
+      // The event stream through fetch (EventSource cannot send a key), resumed after event 1.
+      r = await fetch(base + out.job.location + '/events',
+                      { headers: { Authorization: 'Bearer ' + key, 'Last-Event-ID': '1' } });
+      const text = await r.text();
+      out.events = [...text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
+      out.ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    } catch (e) {
+      out.error = String(e);
+    }
+    return out;
+  }, { base, key });
+}
+
+async function scenarioCors(a, dir) {
+  const KEY = 'k-cors';
+  const app = await otherApp();
+  const allowed = 'http://127.0.0.1:' + app.port;
+  const d = await startDitd(a, dir, ['--api-keys', KEY, '--cors-origins', allowed]);
+  const ctx = await openBrowser(dir);
+  try {
+    const page = ctx.pages()[0] || await ctx.newPage();
+    await page.goto(allowed + '/');
+    const ok = await callFrom(page, d.base, KEY);
+    check(!ok.error, 'fetch from an allowed origin failed: ' + ok.error + '\n' + d.log.join('').slice(-2000));
+    check(ok.openai.status === 200 && ok.openai.seed === '3' && ok.openai.images === 1 &&
+          /^[0-9a-f]{16}$/.test(ok.openai.id), 'OpenAI route ' + JSON.stringify(ok.openai));
+    check(ok.job.status === 202 && /^\/jobs\/[0-9a-f]{16}$/.test(ok.job.location), 'job ' + JSON.stringify(ok.job));
+    check(ok.again.status === 200 && ok.again.replayed === 'true' && ok.again.location === ok.job.location,
+          'replay ' + JSON.stringify(ok.again));
+    check(ok.events.at(-1) === 'done' && ok.ids[0] === 2 && !ok.events.includes('queued'),
+          'events after Last-Event-ID 1: ' + ok.events + ' ids ' + ok.ids);
+    // The same app under another name (localhost is another origin) is not in the list.
+    await page.goto('http://localhost:' + app.port + '/');
+    const refused = await callFrom(page, d.base, KEY);
+    check(refused.error && refused.error.includes('Failed to fetch'), 'a foreign origin got ' + JSON.stringify(refused));
+    console.log('allowed origin: OpenAI route, job, replay and events (' + ok.events.length +
+                ' after Last-Event-ID) read; foreign origin refused');
+  } finally {
+    await ctx.close();
+    d.stop();
+    app.close();
+  }
+}
+
 const a = parseArgs(process.argv.slice(2));
 const dir = mkdtempSync(join(tmpdir(), 'ditd-browser-'));
 const shots = a.shots || join(dir, 'shots');
 mkdirSync(shots, { recursive: true });
 const t0 = Date.now();
 try {
-  await (a.scenario === 'page' ? scenarioPage : scenarioApiKey)(a, dir, shots);
+  await ({ page: scenarioPage, apikey: scenarioApiKey, cors: scenarioCors })[a.scenario](a, dir, shots);
   console.log('browser ' + a.scenario + ': ok in ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s' +
               (a.shots ? '; screenshots in ' + a.shots : ''));
 } catch (e) {

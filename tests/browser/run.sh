@@ -2,7 +2,7 @@
 # The browser tests (e2e.mjs): ditd's web page in Debian's Chromium, driven by playwright-core
 # from npm. Installs playwright-core here with `npm ci` (package-lock.json) on first use; needs
 # node >= 18, npm and /usr/bin/chromium (tools/install-deps.sh installs them).
-# Usage: tests/browser/run.sh --ditd PATH --model DIR [--shots DIR] page|apikey
+# Usage: tests/browser/run.sh --ditd PATH --model DIR [--shots DIR] page|apikey|cors
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 

@@ -449,6 +449,8 @@ def auth_and_cors(a):
         s, h, _ = d.request("OPTIONS", "/generate", None, {"Origin": "https://ui.example",
                                                            "Access-Control-Request-Method": "POST"})
         check(s == 204 and h["access-control-allow-origin"] == "https://ui.example", "preflight")
+        allowed = [x.strip() for x in h["access-control-allow-headers"].split(",")]
+        check("Authorization" in allowed and "*" in allowed, "allowed headers %s" % allowed)
         s, h, _ = d.request("GET", "/health/live", None, {"Origin": "https://evil.example"})
         check("access-control-allow-origin" not in h, "origin not allowed")
         m = d.metrics()
