@@ -7,7 +7,8 @@
  *
  * Runs of tens of thousands of images are the point of --outdir and --npz:
  * each batch is written as soon as it is decoded, so memory stays that of
- * one batch and an interrupted run keeps what it finished.
+ * one batch and an interrupted run keeps what it finished (--resume then
+ * makes the rest, outdir.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,7 @@
 #include "cli.h"
 #include "npy.h"
 #include "npz.h"
+#include "outdir.h"
 
 static const char help[] =
     "usage: dit generate [--model DIR] --class C [options] -o out.png|--outdir DIR|--npz F\n"
@@ -55,6 +57,9 @@ static const char help[] =
     "                     of a grid\n"
     "  --npz FILE         also write every image into one NumPy archive: arr_0 uint8\n"
     "                     (N, H, W, 3), arr_1 int64 class labels (N), as FID tools read\n"
+    "  --resume           with --outdir: make only the images whose PNG is not there yet\n"
+    "                     (or was cut short), after checking that the PNGs there were\n"
+    "                     made with the same model and parameters\n"
     "  --force            let --outdir and --npz replace existing files\n"
     "  --latent-out FILE  also write the final latents (n, C, L, L) as .npy\n"
     "  --quiet            no progress bar, no seed line\n"
@@ -67,7 +72,7 @@ struct gen_opts {
     const char *model, *class_name, *out, *outdir, *npz, *latent_out, *from;
     struct ditd_params p;
     struct ditd_png_origin origin;     /* what --from's PNG says */
-    int n, batch, threads, quiet, force, any_model, seed_given;
+    int n, batch, threads, quiet, force, resume, any_model, seed_given;
     enum ditd_precision precision;
     int precision_set;
     int *classes, nclasses;            /* resolved --class list, once the model is loaded */
@@ -126,7 +131,7 @@ static int load_origin(struct gen_opts *o, const char *path)
 
 static int parse(int argc, char **argv, struct gen_opts *o)
 {
-    enum { O_INDEX = 1000, O_FROM, O_FORCE, O_ANY_MODEL, O_VERBOSE, O_PRECISION, O_NPZ };
+    enum { O_INDEX = 1000, O_FROM, O_FORCE, O_ANY_MODEL, O_VERBOSE, O_PRECISION, O_NPZ, O_RESUME };
     static const struct option longopts[] = {
         { "model", required_argument, 0, 'm' }, { "class", required_argument, 0, 'c' },
         { "cfg", required_argument, 0, 'g' }, { "steps", required_argument, 0, 's' },
@@ -138,7 +143,7 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         { "index", required_argument, 0, O_INDEX }, { "from", required_argument, 0, O_FROM },
         { "force", no_argument, 0, O_FORCE }, { "any-model", no_argument, 0, O_ANY_MODEL },
         { "verbose", no_argument, 0, O_VERBOSE }, { "precision", required_argument, 0, O_PRECISION },
-        { "npz", required_argument, 0, O_NPZ },
+        { "npz", required_argument, 0, O_NPZ }, { "resume", no_argument, 0, O_RESUME },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     long long v, index = -1;
@@ -168,6 +173,7 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         case 'q': o->quiet = 1; break;
         case O_FROM: break;
         case O_FORCE: o->force = 1; break;
+        case O_RESUME: o->resume = 1; break;
         case O_ANY_MODEL: o->any_model = 1; break;
         case O_VERBOSE: cli_verbose = 1; break;
         case O_PRECISION:
@@ -230,6 +236,10 @@ static int parse(int argc, char **argv, struct gen_opts *o)
     if (!o->out && !o->outdir && !o->npz && !o->latent_out)
         return cli_fail("say where to write: -o out.png, --outdir DIR, --npz FILE or "
                         "--latent-out z.npy"), -1;
+    if (o->resume && (!o->outdir || o->out || o->npz || o->latent_out || o->force))
+        return cli_fail("--resume continues an --outdir run, file by file; it cannot finish "
+                        "a grid (-o), an archive (--npz) or --latent-out, which are written "
+                        "whole, and it keeps files that --force would replace"), -1;
     if (index >= 0)
         o->p.index = (uint32_t)index;
     if (!o->seed_given)
@@ -375,33 +385,6 @@ static int write_png(const char *path, bool exclusive, const uint8_t *rgb, int w
     return 0;
 }
 
-static void outdir_path(char *buf, size_t len, const struct gen_opts *o, long g)
-{
-    snprintf(buf, len, "%s/%06llu.png", o->outdir,
-             (unsigned long long)o->p.index + (unsigned long long)g);
-}
-
-/* Before any compute: the output directory exists (or is made) and, without
- * --force, none of the files to write is there yet. */
-static int check_outdir(const struct gen_opts *o)
-{
-    char path[4096];
-
-    if (!o->outdir)
-        return 0;
-    if (mkdir(o->outdir, 0777) != 0 && errno != EEXIST)
-        return cli_fail("cannot create %s: %s", o->outdir, strerror(errno));
-    if (access(o->outdir, W_OK) != 0)
-        return cli_fail("cannot write into %s: %s", o->outdir, strerror(errno));
-    for (long g = 0; g < o->total && !o->force; g++) {
-        outdir_path(path, sizeof(path), o, g);
-        if (access(path, F_OK) == 0)
-            return cli_fail("%s already exists; pass --force to overwrite it%s", path,
-                            o->total > 1 ? " (and the other images of this run)" : "");
-    }
-    return 0;
-}
-
 /* n images of size s into rows of up to 8, 2-pixel black borders. */
 static uint8_t *make_grid(const uint8_t *rgb, int n, int s, int *gw, int *gh)
 {
@@ -450,27 +433,31 @@ static int sink_open(struct sink *k, const struct gen_opts *o, const struct ditd
     return 0;
 }
 
-/* Images first .. first + count - 1: rgb (count, H, W, 3), imgs their state. */
+/* Images gs[0 .. count): rgb (count, H, W, 3), imgs their state. They follow
+ * each other except where --resume skips images (which only --outdir allows). */
 static int sink_batch(struct sink *k, const struct gen_opts *o, const struct ditd_model *m,
-                      long first, int count, const uint8_t *rgb, struct ditd_image *const *imgs)
+                      const long *gs, int count, const uint8_t *rgb,
+                      struct ditd_image *const *imgs)
 {
     const size_t pix = k->pix;
     struct ditd_png_meta meta;
     char path[4096], err[DITD_ERR_LEN];
 
     for (int i = 0; o->outdir && i < count; i++) {
-        const struct ditd_params p = image_params(o, first + i);
+        const struct ditd_params p = image_params(o, gs[i]);
         ditd_png_metadata(m, &p, 1, &meta);
-        outdir_path(path, sizeof(path), o, first + i);
-        if (write_png(path, !o->force, rgb + pix * (size_t)i, k->size, k->size, &meta))
+        outdir_path(path, sizeof(path), o->outdir, (uint64_t)p.index);
+        /* --resume writes only missing images and those cut short. */
+        if (write_png(path, !o->force && !o->resume, rgb + pix * (size_t)i, k->size, k->size,
+                      &meta))
             return 1;
     }
     if (k->npz && npz_append(k->npz, rgb, pix * (size_t)count, err, sizeof(err)) != 0)
         return cli_fail("%s", err);
-    if (k->rgb)
-        memcpy(k->rgb + pix * (size_t)first, rgb, pix * (size_t)count);
+    for (int i = 0; k->rgb && i < count; i++)
+        memcpy(k->rgb + pix * (size_t)gs[i], rgb + pix * (size_t)i, pix);
     for (int i = 0; k->latents && i < count; i++)
-        memcpy(k->latents + k->lat * (size_t)(first + i), ditd_image_latent(imgs[i]),
+        memcpy(k->latents + k->lat * (size_t)gs[i], ditd_image_latent(imgs[i]),
                sizeof(float) * k->lat);
     return 0;
 }
@@ -571,6 +558,55 @@ static int check_origin(const struct gen_opts *o, const struct ditd_model *m)
     return 0;
 }
 
+struct resume_ctx {
+    const struct gen_opts *o;
+    const struct ditd_model *m;
+};
+
+/* --resume: is `have` image g of this run? The same model, precision and
+ * every parameter the pixels depend on (dit's version may differ). */
+static int resume_same(void *arg, long g, const struct ditd_png_origin *have, char *why,
+                       size_t len)
+{
+    const struct resume_ctx *c = arg;
+    const struct ditd_params want = image_params(c->o, g), *p = &have->params;
+    struct ditd_png_meta now;
+
+    ditd_png_metadata(c->m, &want, 1, &now);
+    if (strcmp(have->model_id, meta_value(&now, "model_id")) != 0)
+        snprintf(why, len, "model_id %s, this run %s", have->model_id,
+                 meta_value(&now, "model_id"));
+    else if (strcmp(have->precision, meta_value(&now, "precision")) != 0)
+        snprintf(why, len, "precision %s, this run %s", have->precision,
+                 meta_value(&now, "precision"));
+    else if (have->count != 1 || p->index != want.index)
+        snprintf(why, len, "image number %u, not %u", p->index, want.index);
+    else if (p->class_id != want.class_id)
+        snprintf(why, len, "class %d, this run %d", p->class_id, want.class_id);
+    else if (p->seed != want.seed)
+        snprintf(why, len, "seed %llu, this run %llu", (unsigned long long)p->seed,
+                 (unsigned long long)want.seed);
+    else if (p->cfg != want.cfg || p->steps != want.steps || p->sampler != want.sampler ||
+             p->ddim_spacing != want.ddim_spacing || p->eta != want.eta)
+        snprintf(why, len, "cfg %g, %d %s steps, spacing %s, eta %g; this run cfg %g, %d %s "
+                 "steps, spacing %s, eta %g", p->cfg, p->steps, ditd_sampler_name(p->sampler),
+                 p->ddim_spacing ? "ddim" : "uniform", p->eta, want.cfg, want.steps,
+                 ditd_sampler_name(want.sampler), want.ddim_spacing ? "ddim" : "uniform", want.eta);
+    else
+        return 1;
+    return 0;
+}
+
+/* Up to o->batch numbers of images still to make, from *next on, into gs. */
+static int next_batch(const struct gen_opts *o, const uint8_t *done, long *next, long *gs)
+{
+    int count = 0;
+    for (; *next < o->total && count < o->batch; (*next)++)
+        if (!done || !(done[*next / 8] & (1u << (*next % 8))))
+            gs[count++] = *next;
+    return count;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     struct gen_opts o = { 0 };
@@ -578,7 +614,8 @@ int cmd_generate(int argc, char **argv)
     struct ditd_model *m = NULL;
     struct ditd_worker *w = NULL;
     struct ditd_image **imgs = NULL;
-    uint8_t *rgb = NULL;
+    uint8_t *rgb = NULL, *done = NULL;
+    long *gs = NULL, skipped = 0, redo = 0;
     char err[DITD_ERR_LEN];
     int rc = parse(argc, argv, &o);
 
@@ -599,8 +636,22 @@ int cmd_generate(int argc, char **argv)
     o.p.class_id = o.classes[0];
     if (o.from && check_origin(&o, m) != 0)
         goto out;
-    if (check_outdir(&o) != 0)
+    if (o.outdir && outdir_prepare(o.outdir, o.p.index, o.total, o.force || o.resume) != 0)
         goto out;
+    if (o.resume) {
+        struct resume_ctx rc_ctx = { &o, m };
+        if (!(done = calloc((size_t)(o.total + 7) / 8, 1))) {
+            cli_fail("out of memory for a list of %ld images", o.total);
+            goto out;
+        }
+        if (outdir_survey(o.outdir, o.p.index, o.total, resume_same, &rc_ctx, done, &skipped,
+                          &redo) != 0)
+            goto out;
+        if (!o.quiet)
+            fprintf(stderr, "dit: --resume: %ld of %ld images already in %s; %ld to make%s\n",
+                    skipped, o.total, o.outdir, o.total - skipped,
+                    redo ? " (some over PNGs cut short)" : "");
+    }
     if (ditd_params_check(m, &o.p, err, sizeof(err)) != 0) {
         cli_fail("%s", err);
         goto out;
@@ -613,8 +664,9 @@ int cmd_generate(int argc, char **argv)
     if (sink_open(&sink, &o, m) != 0)
         goto out;
     imgs = calloc((size_t)o.batch, sizeof(*imgs));
+    gs = malloc(sizeof(*gs) * (size_t)o.batch);
     rgb = malloc(sink.pix * (size_t)o.batch);
-    if (!imgs || !rgb) {
+    if (!imgs || !gs || !rgb) {
         cli_fail("out of memory for a batch of %d images", o.batch);
         goto out;
     }
@@ -624,13 +676,12 @@ int cmd_generate(int argc, char **argv)
     }
 
     const int show = !o.quiet && isatty(2);
-    const long total = o.total * o.p.steps;
+    const long total = (o.total - skipped) * o.p.steps;
     const double started = now_s();
-    long done = 0;
-    for (long first = 0; first < o.total; first += o.batch) {
-        const int count = o.total - first < o.batch ? (int)(o.total - first) : o.batch;
+    long steps_done = 0, next = 0;
+    for (int count; (count = next_batch(&o, done, &next, gs)) > 0;) {
         for (int k = 0; k < count; k++) {
-            const struct ditd_params p = image_params(&o, first + k);
+            const struct ditd_params p = image_params(&o, gs[k]);
             ditd_image_free(imgs[k]);
             imgs[k] = NULL;
             if (ditd_image_new(&imgs[k], m, &p, err, sizeof(err)) != 0) {
@@ -643,15 +694,15 @@ int cmd_generate(int argc, char **argv)
                 cli_fail("denoising step failed");
                 goto out;
             }
-            done += count;
+            steps_done += count;
             if (show)
-                progress(done, total, started);
+                progress(steps_done, total, started);
         }
         if (ditd_decode(w, imgs, count, rgb) != 0) {
             cli_fail("decoding failed");
             goto out;
         }
-        if (sink_batch(&sink, &o, m, first, count, rgb, imgs) != 0)
+        if (sink_batch(&sink, &o, m, gs, count, rgb, imgs) != 0)
             goto out;
     }
     rc = sink_finish(&sink, &o, m);
@@ -660,6 +711,8 @@ out:
     for (int k = 0; imgs && k < o.batch; k++)
         ditd_image_free(imgs[k]);
     free(imgs);
+    free(gs);
+    free(done);
     free(rgb);
     sink_free(&sink);
     free(o.classes);

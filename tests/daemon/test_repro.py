@@ -3,7 +3,8 @@
 same PNG (metadata included) for the same parameters, the daemon's defaults are the tool's, image
 k of a request can be made alone (`index`, `--index`), `dit generate --from` makes a PNG again from
 its own metadata, the tool's output rules (--outdir --force, the BLAS line only with
---verbose), and runs over many classes into --outdir and one --npz. One test per run:
+--verbose), runs over many classes into --outdir and one --npz, and --resume after a kill. One
+test per run:
 
     test_repro.py --dit build/src/cli/dit --ditd build/src/daemon/ditd --model models/fashion-dit NAME
 """
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from harness import Daemon, check, registry
 
@@ -290,6 +292,78 @@ def many_classes(a):
               "--class %s: %d %s" % (cls, p.returncode, p.stderr))
         check(not os.path.exists(where[1]), "--class %s refused but wrote %s" % (cls, where[1]))
     return "4 classes x 2 images in batches of 3: PNGs and npz agree, image 5 and 6 remade alone"
+
+
+@test
+def resume(a):
+    """An --outdir run killed part way and run again with --resume makes only what is missing
+    (files there are not rewritten, a PNG cut short is made again): the directory then holds
+    exactly the images of an uninterrupted run. A resume with other parameters is refused and
+    changes nothing; without --resume the files are kept; --resume with --npz is refused."""
+    n = 3 if FAST else 10
+
+    def run_flags(seed=21):
+        return ["--model", a.model, "--steps", st(3) if FAST else 50, "--seed", seed,
+                "--class", "all", "--n", n, "--batch", 4]
+    flags = run_flags() + ["--quiet"]
+    ref = os.path.dirname(a.path("ref", "x"))
+    dit(a, "generate", *flags, "--outdir", ref)
+    names = sorted(os.listdir(ref))
+    check(len(names) >= 2 * n and names[0] == "000000.png", "reference run: %s" % names[:3])
+
+    run = os.path.dirname(a.path("run", "x"))
+    proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] + ["--outdir", run])
+    try:
+        deadline = time.time() + 100
+        while len(os.listdir(run)) < 8 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        proc.kill()
+    finally:
+        proc.wait(30)
+    check(proc.returncode == -signal.SIGKILL, "the run ended (%s) before it could be killed"
+          % proc.returncode)
+
+    def complete(path):
+        data = read(path)
+        return data.endswith(b"\0\0\0\0IEND\xaeB`\x82")
+    # A kill between two writes leaves whole files: cut one short, and drop one, as a kill
+    # in the middle of a write would.
+    have = sorted(os.listdir(run))
+    check(len(have) >= 8, "only %d files before the kill" % len(have))
+    os.remove(os.path.join(run, have[1]))
+    whole = os.path.join(run, have[2])
+    with open(whole, "r+b") as f:
+        f.truncate(len(read(whole)) // 2)
+    kept = {f: os.stat(os.path.join(run, f)).st_mtime_ns for f in os.listdir(run)
+            if complete(os.path.join(run, f))}
+    cut = len(os.listdir(run)) - len(kept)
+    time.sleep(0.02)            # a rewrite would show in the modification times
+
+    before = {f: read(os.path.join(run, f)) for f in os.listdir(run)}
+    p = dit(a, "generate", *run_flags(22), "--outdir", run, "--resume", ok=False)
+    check(p.returncode == 1 and "seed 21, this run 22" in p.stderr, "other seed: %d %s"
+          % (p.returncode, p.stderr))
+    p = dit(a, "generate", *flags, "--outdir", run, ok=False)
+    check(p.returncode == 1 and "--resume" in p.stderr, "without --resume: %s" % p.stderr)
+    p = dit(a, "generate", *flags, "--outdir", run, "--resume", "--npz", a.path("r.npz"), ok=False)
+    check(p.returncode == 2 and "--npz" in p.stderr, "--resume --npz: %s" % p.stderr)
+    check({f: read(os.path.join(run, f)) for f in os.listdir(run)} == before,
+          "a refused run changed the directory")
+
+    p = dit(a, "generate", *run_flags(), "--outdir", run, "--resume", ok=False)
+    want = "%d of %d images already in %s; %d to make (some over PNGs cut short)" % (
+        len(kept), len(names), run, len(names) - len(kept))
+    check(p.returncode == 0 and want in p.stderr, "resume: %d %s (expected %r)"
+          % (p.returncode, p.stderr, want))
+    check(sorted(os.listdir(run)) == names, "files after the resume: %s" % sorted(os.listdir(run)))
+    for f in names:
+        check(read(os.path.join(run, f)) == read(os.path.join(ref, f)), "%s differs" % f)
+    for f, t in kept.items():
+        check(os.stat(os.path.join(run, f)).st_mtime_ns == t, "%s was written again" % f)
+    p = dit(a, "generate", *run_flags(), "--outdir", run, "--resume")
+    check("; 0 to make" in p.stderr, "a finished run resumed: %s" % p.stderr)
+    return "killed after %d of %d images; resumed: %d made (%d over a PNG cut short), all equal " \
+        "to an uninterrupted run" % (len(have), len(names), len(names) - len(kept), cut)
 
 
 def main():
