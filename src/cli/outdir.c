@@ -28,12 +28,35 @@ void outdir_path(char *buf, size_t len, const char *dir, uint64_t number)
     snprintf(buf, len, "%s/%06llu.png", dir, (unsigned long long)number);
 }
 
+/* mkdir -p: runs often go to a new folder under a new folder. */
+static int make_dirs(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+
+    if (len >= sizeof(path))
+        return ENAMETOOLONG;
+    memcpy(path, dir, len + 1);
+    for (char *s = path + 1; ; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        const char c = *s;
+        *s = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return errno;
+        *s = c;
+        if (!c)
+            return 0;
+    }
+}
+
 int outdir_prepare(const char *dir, uint32_t index, long total, int force)
 {
     char path[4096];
+    int e;
 
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return cli_fail("cannot create %s: %s", dir, strerror(errno));
+    if ((e = make_dirs(dir)) != 0)
+        return cli_fail("cannot create %s: %s", dir, strerror(e));
     if (access(dir, W_OK) != 0)
         return cli_fail("cannot write into %s: %s", dir, strerror(errno));
     for (long g = 0; g < total && !force; g++) {

@@ -12,7 +12,7 @@
 /* DIR/NNNNNN.png for image number `number` (the run's --index + g). */
 void outdir_path(char *buf, size_t len, const char *dir, uint64_t number);
 
-/* Before any compute: DIR exists (or is made) and is writable; unless
+/* Before any compute: DIR exists (or is made, with its parents) and is writable; unless
  * `force`, none of the run's `total` files from image number `index` on
  * exists yet. 0, or 1 after printing why. */
 int outdir_prepare(const char *dir, uint32_t index, long total, int force);

@@ -207,8 +207,9 @@ def from_png(a):
 
 @test
 def cli_output_rules(a):
-    """--outdir keeps existing files unless --force; the OpenBLAS line only with --verbose; a
-    random seed is reported; --help and --quiet print nothing else."""
+    """--outdir keeps existing files unless --force, and makes missing parent folders; the
+    OpenBLAS line only with --verbose; a random seed is reported; --help and --quiet print
+    nothing else."""
     args = ["generate", "--model", a.model, "--class", 0, "--steps", st(3), "--seed", 1, "--n", 2]
     dit(a, *args, "--quiet", "--outdir", a.path("out"))
     first = read(a.path("out", "000001.png"))
@@ -219,6 +220,14 @@ def cli_output_rules(a):
     check(os.stat(a.path("out", "000001.png")).st_mtime == 1, "a refused run touched a file")
     dit(a, *args, "--quiet", "--steps", st(4), "--outdir", a.path("out"), "--force")
     check(read(a.path("out", "000001.png")) != first, "--force did not overwrite")
+    deep = os.path.join(os.path.dirname(a.path("x")), "new", "er", "dir")
+    dit(a, *args, "--quiet", "--outdir", deep)
+    check(read(os.path.join(deep, "000001.png")) == first, "--outdir with new parents")
+    with open(a.path("plain"), "w") as f:
+        f.write("a file")
+    p = dit(a, *args, "--quiet", "--outdir", os.path.join(a.path("plain"), "sub"), ok=False)
+    check(p.returncode == 1 and "cannot create" in p.stderr and "Not a directory" in p.stderr,
+          "--outdir under a file: %d %s" % (p.returncode, p.stderr))
 
     p = dit(a, *args, "--quiet", "-o", a.path("q.png"))
     check(p.stderr == "", "--quiet printed: %r" % p.stderr)
