@@ -59,7 +59,8 @@ static const char help[] =
     "                     (N, H, W, 3), arr_1 int64 class labels (N), as FID tools read\n"
     "  --resume           with --outdir: make only the images whose PNG is not there yet\n"
     "                     (or was cut short), after checking that the PNGs there were\n"
-    "                     made with the same model and parameters\n"
+    "                     made with the same model and parameters; --npz is then\n"
+    "                     written afresh from the PNGs\n"
     "  --force            let --outdir and --npz replace existing files\n"
     "  --latent-out FILE  also write the final latents (n, C, L, L) as .npy\n"
     "  --quiet            no progress bar, no seed line\n"
@@ -236,10 +237,10 @@ static int parse(int argc, char **argv, struct gen_opts *o)
     if (!o->out && !o->outdir && !o->npz && !o->latent_out)
         return cli_fail("say where to write: -o out.png, --outdir DIR, --npz FILE or "
                         "--latent-out z.npy"), -1;
-    if (o->resume && (!o->outdir || o->out || o->npz || o->latent_out || o->force))
+    if (o->resume && (!o->outdir || o->out || o->latent_out || o->force))
         return cli_fail("--resume continues an --outdir run, file by file; it cannot finish "
-                        "a grid (-o), an archive (--npz) or --latent-out, which are written "
-                        "whole, and it keeps files that --force would replace"), -1;
+                        "a grid (-o) or --latent-out, which are written whole, and it keeps "
+                        "files that --force would replace"), -1;
     if (index >= 0)
         o->p.index = (uint32_t)index;
     if (!o->seed_given)
@@ -424,12 +425,34 @@ static int sink_open(struct sink *k, const struct gen_opts *o, const struct ditd
         return cli_fail("out of memory for %ld images", o->total);
     if (o->latent_out && !(k->latents = malloc(sizeof(float) * k->lat * (size_t)o->total)))
         return cli_fail("out of memory for %ld latents", o->total);
-    if (!o->npz)
+    /* A resumed run's archive is made from its PNGs at the end (sink_pack). */
+    if (!o->npz || o->resume)
         return 0;
     const int64_t shape[4] = { o->total, k->size, k->size, 3 };
     if (npz_create(&k->npz, o->npz, !o->force, err, sizeof(err)) != 0 ||
         npz_begin(k->npz, "arr_0", NPY_U8, 4, shape, err, sizeof(err)) != 0)
         return cli_fail("%s", err);
+    return 0;
+}
+
+/* --resume --npz: arr_0 from every PNG of the finished --outdir, in order
+ * (their pixels are the decoded images', PNG being lossless); the archive
+ * is written afresh, since an interrupted one is of no use. */
+static int sink_pack(struct sink *k, const struct gen_opts *o, uint8_t *rgb)
+{
+    const int64_t shape[4] = { o->total, k->size, k->size, 3 };
+    char path[4096], err[DITD_ERR_LEN];
+
+    if (npz_create(&k->npz, o->npz, false, err, sizeof(err)) != 0 ||
+        npz_begin(k->npz, "arr_0", NPY_U8, 4, shape, err, sizeof(err)) != 0)
+        return cli_fail("%s", err);
+    for (long g = 0; g < o->total; g++) {
+        outdir_path(path, sizeof(path), o->outdir, (uint64_t)o->p.index + (uint64_t)g);
+        if (outdir_read_rgb(path, k->size, rgb, err, sizeof(err)) != 0)
+            return cli_fail("--npz from %s: %s", o->outdir, err);
+        if (npz_append(k->npz, rgb, k->pix, err, sizeof(err)) != 0)
+            return cli_fail("%s", err);
+    }
     return 0;
 }
 
@@ -705,6 +728,8 @@ int cmd_generate(int argc, char **argv)
         if (sink_batch(&sink, &o, m, gs, count, rgb, imgs) != 0)
             goto out;
     }
+    if (o.resume && o.npz && sink_pack(&sink, &o, rgb) != 0)
+        goto out;
     rc = sink_finish(&sink, &o, m);
 
 out:

@@ -12,6 +12,7 @@
 #include "outdir.h"
 
 #include <errno.h>
+#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +153,29 @@ int outdir_survey(const char *dir, uint32_t index, long total, outdir_same_fn sa
 out:
     free(buf);
     return rc;
+}
+
+int outdir_read_rgb(const char *path, int size, uint8_t *rgb, char *err, size_t errlen)
+{
+    png_image img;
+
+    memset(&img, 0, sizeof(img));
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&img, path)) {
+        snprintf(err, errlen, "%s: %s", path, img.message);
+        return -1;
+    }
+    if (img.width != (png_uint_32)size || img.height != (png_uint_32)size) {
+        snprintf(err, errlen, "%s is %ux%u, not the model's %dx%d", path, (unsigned)img.width,
+                 (unsigned)img.height, size, size);
+        png_image_free(&img);
+        return -1;
+    }
+    img.format = PNG_FORMAT_RGB;
+    if (!png_image_finish_read(&img, NULL, rgb, 0, NULL)) {
+        snprintf(err, errlen, "%s: %s", path, img.message);
+        png_image_free(&img);
+        return -1;
+    }
+    return 0;
 }

@@ -29,4 +29,8 @@ typedef int (*outdir_same_fn)(void *ctx, long g, const struct ditd_png_origin *h
 int outdir_survey(const char *dir, uint32_t index, long total, outdir_same_fn same, void *ctx,
                   uint8_t *done, long *ndone, long *nredo);
 
+/* The pixels of the size x size PNG at path into rgb (size * size * 3
+ * bytes, 8-bit RGB); 0, or -1 with the reason in err. */
+int outdir_read_rgb(const char *path, int size, uint8_t *rgb, char *err, size_t errlen);
+
 #endif /* DITD_CLI_OUTDIR_H */

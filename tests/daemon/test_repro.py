@@ -305,10 +305,11 @@ def many_classes(a):
 
 @test
 def resume(a):
-    """An --outdir run killed part way and run again with --resume makes only what is missing
-    (files there are not rewritten, a PNG cut short is made again): the directory then holds
-    exactly the images of an uninterrupted run. A resume with other parameters is refused and
-    changes nothing; without --resume the files are kept; --resume with --npz is refused."""
+    """An --outdir --npz run killed part way and run again with --resume makes only what is
+    missing (files there are not rewritten, a PNG cut short is made again): the directory then
+    holds exactly the images of an uninterrupted run, and the archive, written afresh from the
+    PNGs, is byte for byte that run's. A resume with other parameters is refused and changes
+    nothing; without --resume the files are kept; --resume with -o is refused."""
     n = 3 if FAST else 10
 
     def run_flags(seed=21):
@@ -316,12 +317,13 @@ def resume(a):
                 "--class", "all", "--n", n, "--batch", 4]
     flags = run_flags() + ["--quiet"]
     ref = os.path.dirname(a.path("ref", "x"))
-    dit(a, "generate", *flags, "--outdir", ref)
+    dit(a, "generate", *flags, "--outdir", ref, "--npz", a.path("ref.npz"))
     names = sorted(os.listdir(ref))
     check(len(names) >= 2 * n and names[0] == "000000.png", "reference run: %s" % names[:3])
 
     run = os.path.dirname(a.path("run", "x"))
-    proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] + ["--outdir", run])
+    proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] +
+                            ["--outdir", run, "--npz", a.path("run.npz")])
     try:
         deadline = time.time() + 100
         while len(os.listdir(run)) < 8 and proc.poll() is None and time.time() < deadline:
@@ -354,12 +356,13 @@ def resume(a):
           % (p.returncode, p.stderr))
     p = dit(a, "generate", *flags, "--outdir", run, ok=False)
     check(p.returncode == 1 and "--resume" in p.stderr, "without --resume: %s" % p.stderr)
-    p = dit(a, "generate", *flags, "--outdir", run, "--resume", "--npz", a.path("r.npz"), ok=False)
-    check(p.returncode == 2 and "--npz" in p.stderr, "--resume --npz: %s" % p.stderr)
+    p = dit(a, "generate", *flags, "--outdir", run, "--resume", "-o", a.path("r.png"), ok=False)
+    check(p.returncode == 2 and "(-o)" in p.stderr, "--resume -o: %s" % p.stderr)
     check({f: read(os.path.join(run, f)) for f in os.listdir(run)} == before,
           "a refused run changed the directory")
 
-    p = dit(a, "generate", *run_flags(), "--outdir", run, "--resume", ok=False)
+    p = dit(a, "generate", *run_flags(), "--outdir", run, "--resume", "--npz", a.path("run.npz"),
+            ok=False)
     want = "%d of %d images already in %s; %d to make (some over PNGs cut short)" % (
         len(kept), len(names), run, len(names) - len(kept))
     check(p.returncode == 0 and want in p.stderr, "resume: %d %s (expected %r)"
@@ -369,10 +372,12 @@ def resume(a):
         check(read(os.path.join(run, f)) == read(os.path.join(ref, f)), "%s differs" % f)
     for f, t in kept.items():
         check(os.stat(os.path.join(run, f)).st_mtime_ns == t, "%s was written again" % f)
+    check(read(a.path("run.npz")) == read(a.path("ref.npz")), "the resumed archive differs")
     p = dit(a, "generate", *run_flags(), "--outdir", run, "--resume")
     check("; 0 to make" in p.stderr, "a finished run resumed: %s" % p.stderr)
     return "killed after %d of %d images; resumed: %d made (%d over a PNG cut short), all equal " \
-        "to an uninterrupted run" % (len(have), len(names), len(names) - len(kept), cut)
+        "to an uninterrupted run, and so is the archive" % (len(have), len(names),
+                                                           len(names) - len(kept), cut)
 
 
 def main():
