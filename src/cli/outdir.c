@@ -35,6 +35,8 @@ static int make_dirs(const char *dir)
     char path[4096];
     size_t len = strlen(dir);
 
+    if (len == 0)
+        return ENOENT;
     if (len >= sizeof(path))
         return ENAMETOOLONG;
     memcpy(path, dir, len + 1);
@@ -54,10 +56,13 @@ static int make_dirs(const char *dir)
 int outdir_prepare(const char *dir, uint32_t index, long total, int force)
 {
     char path[4096];
+    struct stat st;
     int e;
 
     if ((e = make_dirs(dir)) != 0)
         return cli_fail("cannot create %s: %s", dir, strerror(e));
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_fail("%s is a file, not a folder; give --outdir a folder", dir);
     if (access(dir, W_OK) != 0)
         return cli_fail("cannot write into %s: %s", dir, strerror(errno));
     for (long g = 0; g < total && !force; g++) {
@@ -130,16 +135,20 @@ int outdir_survey(const char *dir, uint32_t index, long total, outdir_same_fn sa
             cli_fail("--resume: cannot read %s: %s", path, strerror(e));
             goto out;
         }
-        if (ditd_png_metadata_read(buf, len, &have, err, sizeof(err)) != 0 ||
-            !png_complete(buf, len)) {
-            /* Cut short (by a kill while it was written): made again. A file
-             * that is no PNG of ours is not ours to overwrite. */
-            if (len < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0) {
-                cli_fail("--resume: %s is not a PNG; move it away and resume again", path);
-                goto out;
-            }
+        /* Cut short (by a kill while it was written): made again. A file
+         * that is not one of our PNGs is not ours to overwrite. */
+        if (len < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0) {
+            cli_fail("--resume: %s is not a PNG; move it away and resume again", path);
+            goto out;
+        }
+        if (!png_complete(buf, len)) {
             (*nredo)++;
             continue;
+        }
+        if (ditd_png_metadata_read(buf, len, &have, err, sizeof(err)) != 0) {
+            cli_fail("--resume: %s is a whole PNG that dit did not write (%s); move it away "
+                     "and resume again", path, err);
+            goto out;
         }
         if (!same(ctx, g, &have, why, sizeof(why))) {
             cli_fail("--resume: %s was made by another run (%s); resume with that run's "

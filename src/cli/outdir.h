@@ -12,9 +12,9 @@
 /* DIR/NNNNNN.png for image number `number` (the run's --index + g). */
 void outdir_path(char *buf, size_t len, const char *dir, uint64_t number);
 
-/* Before any compute: DIR exists (or is made, with its parents) and is writable; unless
- * `force`, none of the run's `total` files from image number `index` on
- * exists yet. 0, or 1 after printing why. */
+/* Before any compute: DIR is a folder (made, with its parents, if missing)
+ * and writable; unless `force`, none of the run's `total` files from image
+ * number `index` on exists yet. 0, or 1 after printing why. */
 int outdir_prepare(const char *dir, uint32_t index, long total, int force);
 
 /* Whether `have`, the metadata of an existing file, is image g of this run:
@@ -25,7 +25,8 @@ typedef int (*outdir_same_fn)(void *ctx, long g, const struct ditd_png_origin *h
 /* --resume: sets bit g of done ((total + 7) / 8 zeroed bytes) for each
  * complete PNG of the run already in DIR, counting them in *ndone and the
  * PNGs cut short (to be made again) in *nredo. A file made by another run,
- * or one that is no PNG, stops the resume: 1 after printing why; else 0. */
+ * a whole PNG without dit's metadata, or a file that is no PNG stops the
+ * resume: 1 after printing why; else 0. */
 int outdir_survey(const char *dir, uint32_t index, long total, outdir_same_fn same, void *ctx,
                   uint8_t *done, long *ndone, long *nredo);
 

@@ -360,6 +360,13 @@ def resume(a):
     check(p.returncode == 2 and "(-o)" in p.stderr, "--resume -o: %s" % p.stderr)
     check({f: read(os.path.join(run, f)) for f in os.listdir(run)} == before,
           "a refused run changed the directory")
+    # A whole PNG that dit did not write is not taken for a cut one and overwritten.
+    from PIL import Image
+    alien = os.path.dirname(a.path("alien", "x"))
+    Image.new("RGB", (8, 8)).save(os.path.join(alien, "000001.png"))
+    p = dit(a, "generate", *flags, "--outdir", alien, "--resume", ok=False)
+    check(p.returncode == 1 and "did not write" in p.stderr and len(os.listdir(alien)) == 1,
+          "a foreign PNG: %d %s" % (p.returncode, p.stderr))
 
     p = dit(a, "generate", *run_flags(), "--outdir", run, "--resume", "--npz", a.path("run.npz"),
             ok=False)
