@@ -435,6 +435,24 @@ static int sink_open(struct sink *k, const struct gen_opts *o, const struct ditd
     return 0;
 }
 
+/* The folder of the --npz file, made (with its parents) as --outdir's is. */
+static int npz_folder(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int e;
+
+    if (!slash || slash == path)
+        return 0;
+    if ((size_t)(slash - path) >= sizeof(dir))
+        return cli_fail("--npz %s: the path is too long", path);
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    if ((e = outdir_make_dirs(dir)) != 0)
+        return cli_fail("cannot create the folder %s of --npz: %s", dir, strerror(e));
+    return 0;
+}
+
 /* --resume --npz: arr_0 from every PNG of the finished --outdir, in order
  * (their pixels are the decoded images', PNG being lossless); the archive
  * is written afresh, since an interrupted one is of no use. */
@@ -684,6 +702,8 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "dit: seed %llu (drawn at random; --seed %llu makes the same images "
                 "again)\n", (unsigned long long)o.p.seed, (unsigned long long)o.p.seed);
     const int rows_per = o.p.cfg > 1.0f ? 2 : 1;
+    if (o.npz && npz_folder(o.npz) != 0)
+        goto out;
     if (sink_open(&sink, &o, m) != 0)
         goto out;
     imgs = calloc((size_t)o.batch, sizeof(*imgs));

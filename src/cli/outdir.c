@@ -29,8 +29,7 @@ void outdir_path(char *buf, size_t len, const char *dir, uint64_t number)
     snprintf(buf, len, "%s/%06llu.png", dir, (unsigned long long)number);
 }
 
-/* mkdir -p: runs often go to a new folder under a new folder. */
-static int make_dirs(const char *dir)
+int outdir_make_dirs(const char *dir)
 {
     char path[4096];
     size_t len = strlen(dir);
@@ -59,7 +58,7 @@ int outdir_prepare(const char *dir, uint32_t index, long total, int force)
     struct stat st;
     int e;
 
-    if ((e = make_dirs(dir)) != 0)
+    if ((e = outdir_make_dirs(dir)) != 0)
         return cli_fail("cannot create %s: %s", dir, strerror(e));
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_fail("%s is a file, not a folder; give --outdir a folder", dir);

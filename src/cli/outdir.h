@@ -9,6 +9,10 @@
 
 #include "ditd.h"
 
+/* mkdir -p: runs often go to a new folder under a new folder. 0, or an
+ * errno value. */
+int outdir_make_dirs(const char *dir);
+
 /* DIR/NNNNNN.png for image number `number` (the run's --index + g). */
 void outdir_path(char *buf, size_t len, const char *dir, uint64_t number);
 

@@ -207,7 +207,7 @@ def from_png(a):
 
 @test
 def cli_output_rules(a):
-    """--outdir keeps existing files unless --force, and makes missing parent folders; the
+    """--outdir keeps existing files unless --force; it and --npz make missing folders; the
     OpenBLAS line only with --verbose; a random seed is reported; --help and --quiet print
     nothing else."""
     args = ["generate", "--model", a.model, "--class", 0, "--steps", st(3), "--seed", 1, "--n", 2]
@@ -223,6 +223,9 @@ def cli_output_rules(a):
     deep = os.path.join(os.path.dirname(a.path("x")), "new", "er", "dir")
     dit(a, *args, "--quiet", "--outdir", deep)
     check(read(os.path.join(deep, "000001.png")) == first, "--outdir with new parents")
+    npz = os.path.join(os.path.dirname(a.path("x")), "new2", "er", "s.npz")
+    dit(a, *args, "--quiet", "--npz", npz)
+    check(read(npz)[:4] == b"PK\x03\x04", "--npz with new parent folders")
     with open(a.path("plain"), "w") as f:
         f.write("a file")
     p = dit(a, *args, "--quiet", "--outdir", os.path.join(a.path("plain"), "sub"), ok=False)
