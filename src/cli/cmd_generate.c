@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -648,6 +649,42 @@ static int next_batch(const struct gen_opts *o, const uint8_t *done, long *next,
     return count;
 }
 
+/* Ctrl-C or SIGTERM during a run: stop after the step under way, keep the
+ * finished PNGs (a write in progress completes), remove a half-written
+ * archive, and say how to finish. A second signal acts as usual. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+static void catch_stop(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The exit status after a stop signal, which it reports. */
+static int stopped(const struct gen_opts *o, long kept, int show)
+{
+    if (show)
+        fputc('\n', stderr);
+    if (o->outdir)
+        cli_fail("stopped by %s: %ld of %ld images are in %s; the same command with --resume "
+                 "makes the rest%s", strsignal(stop_signal), kept, o->total, o->outdir,
+                 o->npz ? " and the archive" : "");
+    else
+        cli_fail("stopped by %s; nothing was written", strsignal(stop_signal));
+    return 128 + stop_signal;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     struct gen_opts o = { 0 };
@@ -721,7 +758,8 @@ int cmd_generate(int argc, char **argv)
     const int show = !o.quiet && isatty(2);
     const long total = (o.total - skipped) * o.p.steps;
     const double started = now_s();
-    long steps_done = 0, next = 0;
+    long steps_done = 0, next = 0, kept = skipped;
+    catch_stop();
     for (int count; (count = next_batch(&o, done, &next, gs)) > 0;) {
         for (int k = 0; k < count; k++) {
             const struct ditd_params p = image_params(&o, gs[k]);
@@ -740,6 +778,10 @@ int cmd_generate(int argc, char **argv)
             steps_done += count;
             if (show)
                 progress(steps_done, total, started);
+            if (stop_signal) {
+                rc = stopped(&o, kept, show);
+                goto out;
+            }
         }
         if (ditd_decode(w, imgs, count, rgb) != 0) {
             cli_fail("decoding failed");
@@ -747,6 +789,7 @@ int cmd_generate(int argc, char **argv)
         }
         if (sink_batch(&sink, &o, m, gs, count, rgb, imgs) != 0)
             goto out;
+        kept += count;
     }
     if (o.resume && o.npz && sink_pack(&sink, &o, rgb) != 0)
         goto out;

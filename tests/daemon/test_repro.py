@@ -308,7 +308,8 @@ def many_classes(a):
 
 @test
 def resume(a):
-    """An --outdir --npz run killed part way and run again with --resume makes only what is
+    """Ctrl-C stops an --outdir --npz run cleanly (whole PNGs, no archive, status 130). A run
+    killed part way and run again with --resume makes only what is
     missing (files there are not rewritten, a PNG cut short is made again): the directory then
     holds exactly the images of an uninterrupted run, and the archive, written afresh from the
     PNGs, is byte for byte that run's. A resume with other parameters is refused and changes
@@ -323,6 +324,28 @@ def resume(a):
     dit(a, "generate", *flags, "--outdir", ref, "--npz", a.path("ref.npz"))
     names = sorted(os.listdir(ref))
     check(len(names) >= 2 * n and names[0] == "000000.png", "reference run: %s" % names[:3])
+
+    # Ctrl-C stops the run after the step under way: whole PNGs only, no archive left, 130.
+    stop = os.path.dirname(a.path("stop", "x"))
+    proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] +
+                            ["--outdir", stop, "--npz", a.path("stop.npz")],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 100
+        while len(os.listdir(stop)) < 4 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+        proc.wait(30)
+    got = sorted(os.listdir(stop))
+    check(proc.returncode == 130 and "with --resume makes the rest" in err and
+          "%d of %d images are in" % (len(got), len(names)) in err,
+          "SIGINT: %s %r" % (proc.returncode, err))
+    check(not os.path.exists(a.path("stop.npz")), "SIGINT left the archive")
+    check(len(got) < len(names) and all(read(os.path.join(stop, f)) == read(os.path.join(ref, f))
+                                        for f in got), "SIGINT left %s" % got)
 
     run = os.path.dirname(a.path("run", "x"))
     proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] +
