@@ -49,6 +49,10 @@ int cli_precision(const char *text, enum ditd_precision *out);
  * errors, and the precision chosen and why when `announce` is set. */
 struct ditd_model *cli_model(const char *dir, enum ditd_precision precision, int announce);
 
+/* The --class list of dit generate (classes.c): ids in the order given, or
+ * `fallback` when text is NULL; *ids is malloc'd. 0, or 1 after printing why. */
+int cli_class_list(const char *text, int fallback, const struct ditd_model *m, int **ids, int *n);
+
 /* Threads to compute with by default: the online cores. */
 int cli_default_threads(void);
 

@@ -249,84 +249,6 @@ static int parse(int argc, char **argv, struct gen_opts *o)
     return 0;
 }
 
-static int add_class(struct gen_opts *o, int id)
-{
-    if ((o->nclasses & (o->nclasses - 1)) == 0) {   /* 0, 1, 2, 4, ...: grow */
-        int *more = realloc(o->classes, sizeof(int) * (size_t)(o->nclasses ? 2 * o->nclasses : 1));
-        if (!more)
-            return cli_fail("out of memory for the --class list");
-        o->classes = more;
-    }
-    o->classes[o->nclasses++] = id;
-    return 0;
-}
-
-static int add_classes(struct gen_opts *o, long first, long last)
-{
-    for (long c = first; c <= last; c++)
-        if (add_class(o, (int)c))
-            return 1;
-    return 0;
-}
-
-/* "A-B" with A and B whole decimal numbers: 1 and the two, else 0. */
-static int id_range(const char *item, long *a, long *b)
-{
-    char *end;
-    if (*item < '0' || *item > '9')
-        return 0;
-    *a = strtol(item, &end, 10);
-    if (*end != '-' || end[1] < '0' || end[1] > '9')
-        return 0;
-    *b = strtol(end + 1, &end, 10);
-    return *end == '\0';
-}
-
-/* The --class list, in order: one id or name, "all", or a comma-separated
- * list of ids, names and id ranges A-B. The whole text is tried as one
- * class first, so that a name holding '-' is found; a name never holds ','
- * (the labels separate synonyms with it). Without --class, --from's class. */
-static int resolve_classes(struct gen_opts *o, const struct ditd_model *m)
-{
-    const int nc = ditd_model_info(m)->num_classes;
-    const char *text = o->class_name;
-    char item[256];
-    int id;
-    long a, b;
-
-    if (!text)
-        return add_class(o, o->p.class_id);
-    if ((id = ditd_model_class(m, text)) >= 0)
-        return add_class(o, id);
-    if (strcmp(text, "all") == 0)
-        return add_classes(o, 0, nc - 1);
-    for (const char *s = text;;) {
-        const size_t len = strcspn(s, ",");
-        if (len == 0 || len >= sizeof(item))
-            return cli_fail("--class \"%s\": an item is %s", o->class_name,
-                            len ? "too long" : "empty (two commas, or one at an end)");
-        memcpy(item, s, len);
-        item[len] = '\0';
-        if (id_range(item, &a, &b)) {
-            if (a > b || b >= nc)
-                return cli_fail("--class range %s: the ids of this model run from 0 to %d, "
-                                "low to high", item, nc - 1);
-            if (add_classes(o, a, b))
-                return 1;
-        } else if ((id = ditd_model_class(m, item)) >= 0) {
-            if (add_class(o, id))
-                return 1;
-        } else {
-            return cli_fail("unknown class \"%s\": use an id from 0 to %d, a name (dit info "
-                            "lists them), a list such as 3,7,bag, a range such as 0-9, or all",
-                            item, nc - 1);
-        }
-        if (!s[len])
-            return 0;
-        s += len + 1;
-    }
-}
-
 /* What follows from the class list: the image count, the index range, the
  * batch, and which outputs can hold several classes. */
 static int plan_run(struct gen_opts *o)
@@ -709,7 +631,8 @@ int cmd_generate(int argc, char **argv)
     }
     if (!(m = cli_model(o.model, o.precision, o.precision_set)))
         goto out;
-    if (resolve_classes(&o, m) != 0 || plan_run(&o) != 0)
+    if (cli_class_list(o.class_name, o.p.class_id, m, &o.classes, &o.nclasses) != 0 ||
+        plan_run(&o) != 0)
         goto out;
     o.p.class_id = o.classes[0];
     if (o.from && check_origin(&o, m) != 0)
