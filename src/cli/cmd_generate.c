@@ -480,25 +480,16 @@ static void sink_free(struct sink *k)
     free(k->latents);
 }
 
-/* Value of key in meta, "" when absent. */
-static const char *meta_value(const struct ditd_png_meta *meta, const char *key)
-{
-    for (int i = 0; i < meta->n; i++)
-        if (strcmp(meta->text[i].key, key) == 0)
-            return meta->text[i].value;
-    return "";
-}
-
-/* --from: the image is only the same with the same weights and precision. */
+/* --from: the image is only the same with the same weights and precision
+ * (the model's id and precision are what a PNG's metadata records). */
 static int check_origin(const struct gen_opts *o, const struct ditd_model *m)
 {
     static const char *const keys[] = { "model_id", "precision" };
     const char *recorded[] = { o->origin.model_id, o->origin.precision };
-    struct ditd_png_meta now;
+    const char *now[] = { ditd_model_info(m)->id, ditd_model_info(m)->precision };
 
-    ditd_png_metadata(m, &o->p, 1, &now);
     for (int i = 0; i < 2; i++) {
-        const char *have = meta_value(&now, keys[i]);
+        const char *have = now[i];
         if (strcmp(recorded[i], have) == 0)
             continue;
         if (o->any_model) {
@@ -524,7 +515,7 @@ static int check_origin(const struct gen_opts *o, const struct ditd_model *m)
 
 struct resume_ctx {
     const struct gen_opts *o;
-    const struct ditd_model *m;
+    const struct ditd_model_info *info;  /* its id and precision, as the PNGs record them */
 };
 
 /* --resume: is `have` image g of this run? The same model, precision and
@@ -534,15 +525,11 @@ static int resume_same(void *arg, long g, const struct ditd_png_origin *have, ch
 {
     const struct resume_ctx *c = arg;
     const struct ditd_params want = image_params(c->o, g), *p = &have->params;
-    struct ditd_png_meta now;
 
-    ditd_png_metadata(c->m, &want, 1, &now);
-    if (strcmp(have->model_id, meta_value(&now, "model_id")) != 0)
-        snprintf(why, len, "model_id %s, this run %s", have->model_id,
-                 meta_value(&now, "model_id"));
-    else if (strcmp(have->precision, meta_value(&now, "precision")) != 0)
-        snprintf(why, len, "precision %s, this run %s", have->precision,
-                 meta_value(&now, "precision"));
+    if (strcmp(have->model_id, c->info->id) != 0)
+        snprintf(why, len, "model_id %s, this run %s", have->model_id, c->info->id);
+    else if (strcmp(have->precision, c->info->precision) != 0)
+        snprintf(why, len, "precision %s, this run %s", have->precision, c->info->precision);
     else if (have->count != 1 || p->index != want.index)
         snprintf(why, len, "image number %u, not %u", p->index, want.index);
     else if (p->class_id != want.class_id)
@@ -640,7 +627,7 @@ int cmd_generate(int argc, char **argv)
     if (o.outdir && outdir_prepare(o.outdir, o.p.index, o.total, o.force || o.resume) != 0)
         goto out;
     if (o.resume) {
-        struct resume_ctx rc_ctx = { &o, m };
+        struct resume_ctx rc_ctx = { &o, ditd_model_info(m) };
         if (!(done = calloc((size_t)(o.total + 7) / 8, 1))) {
             cli_fail("out of memory for a list of %ld images", o.total);
             goto out;

@@ -128,9 +128,9 @@ int outdir_survey(const char *dir, uint32_t index, long total, outdir_same_fn sa
     *ndone = *nredo = 0;
     for (long g = 0; g < total; g++) {
         outdir_path(path, sizeof(path), dir, (uint64_t)index + (uint64_t)g);
-        if (access(path, F_OK) != 0)
+        if ((e = read_whole(path, &buf, &cap, &len)) == ENOENT)
             continue;
-        if ((e = read_whole(path, &buf, &cap, &len)) != 0) {
+        if (e != 0) {
             cli_fail("--resume: cannot read %s: %s", path, strerror(e));
             goto out;
         }
