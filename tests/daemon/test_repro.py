@@ -325,40 +325,38 @@ def resume(a):
     names = sorted(os.listdir(ref))
     check(len(names) >= 2 * n and names[0] == "000000.png", "reference run: %s" % names[:3])
 
+    def interrupted(name, files, sig):
+        """(exit status, stderr) of the run into outdir `name` and name.npz, sent `sig` once
+        `files` PNGs are there."""
+        outdir = os.path.dirname(a.path(name, "x"))
+        proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] +
+                                ["--outdir", outdir, "--npz", a.path(name + ".npz")],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 100
+            while len(os.listdir(outdir)) < files and proc.poll() is None and \
+                    time.time() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(sig)
+            err = proc.communicate(timeout=60)[1]
+        finally:
+            proc.kill()
+            proc.wait(30)
+        return proc.returncode, err
+
     # Ctrl-C stops the run after the step under way: whole PNGs only, no archive left, 130.
+    rc, err = interrupted("stop", 4, signal.SIGINT)
     stop = os.path.dirname(a.path("stop", "x"))
-    proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] +
-                            ["--outdir", stop, "--npz", a.path("stop.npz")],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 100
-        while len(os.listdir(stop)) < 4 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=60)[1]
-    finally:
-        proc.kill()
-        proc.wait(30)
     got = sorted(os.listdir(stop))
-    check(proc.returncode == 130 and "with --resume makes the rest" in err and
-          "%d of %d images are in" % (len(got), len(names)) in err,
-          "SIGINT: %s %r" % (proc.returncode, err))
+    check(rc == 130 and "with --resume makes the rest" in err and
+          "%d of %d images are in" % (len(got), len(names)) in err, "SIGINT: %s %r" % (rc, err))
     check(not os.path.exists(a.path("stop.npz")), "SIGINT left the archive")
     check(len(got) < len(names) and all(read(os.path.join(stop, f)) == read(os.path.join(ref, f))
                                         for f in got), "SIGINT left %s" % got)
 
+    rc, _ = interrupted("run", 8, signal.SIGKILL)
     run = os.path.dirname(a.path("run", "x"))
-    proc = subprocess.Popen([a.dit, "generate"] + [str(x) for x in flags] +
-                            ["--outdir", run, "--npz", a.path("run.npz")])
-    try:
-        deadline = time.time() + 100
-        while len(os.listdir(run)) < 8 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        proc.kill()
-    finally:
-        proc.wait(30)
-    check(proc.returncode == -signal.SIGKILL, "the run ended (%s) before it could be killed"
-          % proc.returncode)
+    check(rc == -signal.SIGKILL, "the run ended (%s) before it could be killed" % rc)
 
     def complete(path):
         data = read(path)
